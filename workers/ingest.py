@@ -39,7 +39,7 @@ def ingest_document_task(self, document_id: int) -> None:  # noqa: ANN001
                 f"({err}); start it and re-ingest the document.",
             )
             return
-        raise self.retry(exc=err, countdown=min(2 ** self.request.retries, 120)) from err
+        raise self.retry(exc=err, countdown=min(2**self.request.retries, 120)) from err
     except SoftTimeLimitExceeded:
         services.document_fail(
             document_id=document_id,

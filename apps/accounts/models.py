@@ -16,3 +16,6 @@ class Capability(models.Model):
             ("manage_knowledge", "Create collections, upload, label and delete documents"),
             ("review_audit", "Read, filter, export and verify the audit trail"),
         ]
+
+    def __str__(self) -> str:
+        return "role capabilities"

@@ -6,7 +6,8 @@ from apps.knowledge.models import Collection, Label
 
 class CollectionForm(forms.ModelForm):
     groups = forms.ModelMultipleChoiceField(
-        queryset=Group.objects.order_by("name"), required=False,
+        queryset=Group.objects.order_by("name"),
+        required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Members of these groups may read the collection's documents.",
     )

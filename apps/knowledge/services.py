@@ -57,7 +57,11 @@ def point_id(document_id: int, chunk_index: int) -> str:
 
 def _human_size(n: int) -> str:
     if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.0f} MB" if n % (1024 * 1024) == 0 else f"{n / (1024 * 1024):.1f} MB"
+        return (
+            f"{n / (1024 * 1024):.0f} MB"
+            if n % (1024 * 1024) == 0
+            else f"{n / (1024 * 1024):.1f} MB"
+        )
     if n >= 1024:
         return f"{n / 1024:.0f} KB"
     return f"{n} bytes"
@@ -89,14 +93,19 @@ def _enqueue_ingest(document_id: int) -> EnqueueResult:
     return EnqueueResult(queued=True)
 
 
-def _enqueue_payload_sync(*, collection_id: int | None = None, document_id: int | None = None) -> None:
+def _enqueue_payload_sync(
+    *, collection_id: int | None = None, document_id: int | None = None
+) -> None:
     from workers.ingest import sync_payload_task
 
     try:
         sync_payload_task.delay(collection_id=collection_id, document_id=document_id)
     except Exception:
-        logger.exception("could not enqueue payload sync (collection %s, document %s)",
-                         collection_id, document_id)
+        logger.exception(
+            "could not enqueue payload sync (collection %s, document %s)",
+            collection_id,
+            document_id,
+        )
 
 
 # --- Collections ----------------------------------------------------------------------
@@ -221,7 +230,9 @@ def document_create(
     return doc, enqueue
 
 
-def document_set_label(*, document: Document, label: str, actor: AbstractBaseUser | None) -> Document:
+def document_set_label(
+    *, document: Document, label: str, actor: AbstractBaseUser | None
+) -> Document:
     if label not in Label.values:
         raise ValueError(f"unknown label {label!r}")
     with transaction.atomic():
@@ -242,7 +253,10 @@ def document_set_label(*, document: Document, label: str, actor: AbstractBaseUse
 def document_reingest(*, document: Document, actor: AbstractBaseUser | None) -> EnqueueResult:
     with transaction.atomic():
         Document.objects.filter(pk=document.pk).update(
-            status=Document.Status.QUEUED, failure_reason="", attempts=0, worker="",
+            status=Document.Status.QUEUED,
+            failure_reason="",
+            attempts=0,
+            worker="",
             updated_at=timezone.now(),
         )
         audit_record(
@@ -295,8 +309,16 @@ def _claim(document_id: int, worker: str) -> Document | None:
         doc.worker = worker
         doc.heartbeat_at = timezone.now()
         doc.failure_reason = ""
-        doc.save(update_fields=["status", "attempts", "worker", "heartbeat_at", "failure_reason",
-                                "updated_at"])
+        doc.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "worker",
+                "heartbeat_at",
+                "failure_reason",
+                "updated_at",
+            ]
+        )
     return doc
 
 
@@ -351,9 +373,7 @@ def build_points(*, document: Document, chunks: Sequence[Chunk], groups: list[in
     from apps.retrieval import sparse
     from apps.retrieval.embeddings import embed
 
-    texts = [
-        embedding_text(title=document.title, section=c.section, text=c.text) for c in chunks
-    ]
+    texts = [embedding_text(title=document.title, section=c.section, text=c.text) for c in chunks]
     dense = embed(texts)
     sparse_vectors = sparse.encode_documents(texts)
     return [
@@ -398,10 +418,13 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
         document_fail(document_id=document_id, reason=str(err))
         return
     except FileNotFoundError:
-        document_fail(document_id=document_id, reason="The stored file is missing; upload it again.")
+        document_fail(
+            document_id=document_id, reason="The stored file is missing; upload it again."
+        )
         return
-    _update(document_id, status=Document.Status.EMBEDDING, mime_type=parsed.mime_type,
-            text=parsed.text)
+    _update(
+        document_id, status=Document.Status.EMBEDDING, mime_type=parsed.mime_type, text=parsed.text
+    )
     groups = sorted(doc.collection.groups.values_list("pk", flat=True))
     store = get_store()
     try:
@@ -413,8 +436,11 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
             store.upsert(build_points(document=doc, chunks=batch, groups=groups))
             _update(document_id)
     except StoreUnavailable as err:
-        _update(document_id, status=Document.Status.QUEUED,
-                failure_reason=f"Waiting for the vector store: {err}")
+        _update(
+            document_id,
+            status=Document.Status.QUEUED,
+            failure_reason=f"Waiting for the vector store: {err}",
+        )
         raise TransientIngestError(str(err)) from err
     with transaction.atomic():
         updated = (
@@ -431,8 +457,9 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
         updated.chunk_count = len(chunks)
         updated.indexed_at = timezone.now()
         updated.failure_reason = ""
-        updated.save(update_fields=["status", "chunk_count", "indexed_at", "failure_reason",
-                                    "updated_at"])
+        updated.save(
+            update_fields=["status", "chunk_count", "indexed_at", "failure_reason", "updated_at"]
+        )
         audit_record(
             actor=None,
             action="document.indexed",

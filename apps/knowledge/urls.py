@@ -11,8 +11,10 @@ urlpatterns = [
     path("collections/", views.collections, name="collections"),
     path("collections/<int:collection_id>/", views.collection_edit, name="collection_edit"),
     path("documents/<int:document_id>/label/", views.document_label, name="document_label"),
-    path("documents/<int:document_id>/reingest/", views.document_reingest_view,
-         name="document_reingest"),
-    path("documents/<int:document_id>/delete/", views.document_delete_view,
-         name="document_delete"),
+    path(
+        "documents/<int:document_id>/reingest/",
+        views.document_reingest_view,
+        name="document_reingest",
+    ),
+    path("documents/<int:document_id>/delete/", views.document_delete_view, name="document_delete"),
 ]

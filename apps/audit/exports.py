@@ -1,0 +1,122 @@
+"""CSV and JSON renderings of the trail, produced as streams of text chunks.
+
+Both carry every stored column, hashes included, so an unfiltered export can be checked
+against the chain outside Enclave. Values are written as stored: a CSV cell that starts
+with "=" stays as it is (rewriting it would break the hashes); open exports in a
+spreadsheet as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from apps.audit.chain import format_time
+from apps.audit.models import AuditEvent
+
+CSV_COLUMNS = (
+    "id",
+    "time",
+    "actor_pk",
+    "actor_username",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "conversation_id",
+    "labels",
+    "left_premises",
+    "details",
+    "prev_hash",
+    "hash",
+)
+JSON_FORMAT = "enclave-audit-export/1"
+# Rows are gathered into chunks of about this many characters before they are sent: one
+# write per row would make a million-row download crawl.
+CHUNK_CHARS = 64 * 1024
+
+
+class _Line:
+    """A file-like object whose write() hands the formatted line back."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def event_as_row(event: AuditEvent) -> list[str]:
+    return [
+        str(event.id),
+        format_time(event.time),
+        "" if event.actor_pk is None else str(event.actor_pk),
+        event.actor_username,
+        event.action,
+        event.target_type,
+        event.target_id,
+        event.target_repr,
+        event.conversation_id,
+        ";".join(event.labels),
+        "true" if event.left_premises else "false",
+        event.details_json,
+        event.prev_hash,
+        event.hash,
+    ]
+
+
+def event_as_object(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "time": format_time(event.time),
+        "actor_pk": event.actor_pk,
+        "actor_username": event.actor_username,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "conversation_id": event.conversation_id,
+        "labels": list(event.labels),
+        "left_premises": event.left_premises,
+        "details": event.details,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def _chunked(parts: Iterable[str]) -> Iterator[str]:
+    buffer: list[str] = []
+    size = 0
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= CHUNK_CHARS:
+            yield "".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer)
+
+
+def csv_stream(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for event in events:
+            yield writer.writerow(event_as_row(event))
+
+    return _chunked(lines())
+
+
+def json_stream(events: Iterable[AuditEvent], *, header: Mapping[str, Any]) -> Iterator[str]:
+    """One JSON object: the header's keys, then "events": [...] written as it streams."""
+
+    def parts() -> Iterator[str]:
+        head = json.dumps({"format": JSON_FORMAT, **header}, sort_keys=True)
+        yield head[:-1] + ', "events": ['
+        separator = "\n"
+        for event in events:
+            yield separator + json.dumps(event_as_object(event), sort_keys=True)
+            separator = ",\n"
+        yield "\n]}\n"
+
+    return _chunked(parts())

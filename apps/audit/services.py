@@ -1,0 +1,177 @@
+"""Writing the audit trail. ``audit_record`` is the only way an event is created.
+
+Call it inside the transaction of the action it records, as late as possible in that
+transaction::
+
+    with transaction.atomic():
+        doc = Document.objects.create(...)
+        audit_record(actor=user, action="document.uploaded", target=doc,
+                     details={"document_id": doc.pk, "label": doc.label, ...})
+
+The event then commits or rolls back with the action. Appends are serialised by a
+transaction-level advisory lock (key ``APPEND_LOCK_KEY``) taken before the last hash is
+read, so two writers never link to the same predecessor; the primary key (the chain
+position) makes a fork a key violation even for a writer that skipped the lock, and a
+trigger checks every insert extends the chain. The lock is held until the caller's
+transaction ends, which is why the call belongs at the end of it: a transaction that
+records an event and then waits on a slow model call stalls every other writer.
+
+This relies on READ COMMITTED (Django's default): under REPEATABLE READ the last-hash
+read could be stale, and the insert then fails on the key instead of forking.
+
+Hash and canonical serialisation: see apps.audit.chain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, models, transaction
+
+from apps.audit.actions import ACTION_RE
+from apps.audit.chain import GENESIS_HASH, canonical_details, compute_hash
+from apps.audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser as User
+
+# pg_advisory_xact_lock key for appends: the bytes of "encaudit" as a signed bigint.
+APPEND_LOCK_KEY = int.from_bytes(b"encaudit", "big")
+
+# details keys whose values are sensitivity labels, and lists of objects that carry one.
+_LABEL_KEYS = ("label", "labels", "old_label", "new_label", "previous_label")
+_LABELLED_LISTS = ("chunks", "citations", "documents")
+
+_LAST_EVENT_SQL = (
+    "SELECT clock_timestamp(), e.id, e.hash, e.time FROM (SELECT 1) AS one "
+    "LEFT JOIN LATERAL (SELECT id, hash, time FROM audit_auditevent "
+    "ORDER BY id DESC LIMIT 1) AS e ON true"
+)
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: models.Model | str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, in the caller's transaction (or its own).
+
+    ``target`` may be a model instance (stored as "app_label.model", its pk and str(), so
+    the record survives the target's deletion) or a free-form string. ``details`` must be
+    JSON-serialisable (datetimes, Decimals and UUIDs become strings); a
+    ``conversation_id`` key, label keys and an ``llm.call``'s ``where`` are copied into
+    indexed columns for the console.
+    """
+    if not ACTION_RE.match(action) or len(action) > 64:
+        raise ValueError(f"audit action must be namespaced like 'document.uploaded': {action!r}")
+    details_json = canonical_details(details)
+    plain = json.loads(details_json)
+    actor_obj, actor_pk, actor_username = _actor_fields(actor)
+    target_type, target_id, target_repr = _target_fields(target)
+    fields: dict[str, Any] = {
+        "actor_pk": actor_pk,
+        "actor_username": actor_username,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_repr": target_repr,
+        "details_json": details_json,
+        "conversation_id": _text(plain.get("conversation_id") or "", 64),
+        "labels": labels_from_details(plain),
+        "left_premises": action == "llm.call" and plain.get("where") == "external",
+    }
+    # savepoint=False: inside a caller's transaction this joins it (an audit failure
+    # fails the action); outside any, it is the transaction.
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
+            # A separate statement, so its snapshot is taken after the lock is granted
+            # and sees the event the previous holder committed.
+            cursor.execute(_LAST_EVENT_SQL)
+            now, last_id, last_hash, last_time = cursor.fetchone()
+        # The database clock is shared by every web and worker host; never going back
+        # keeps time ordered like the chain, which the console's time filter relies on.
+        time: datetime = now if last_time is None or now >= last_time else last_time
+        event = AuditEvent(
+            id=(last_id or 0) + 1,
+            time=time,
+            actor=actor_obj,
+            prev_hash=last_hash or GENESIS_HASH,
+            **fields,
+        )
+        event.hash = compute_hash(id=event.id, time=time, prev_hash=event.prev_hash, **fields)
+        event.save(force_insert=True)
+    return event
+
+
+def labels_from_details(details: Mapping[str, Any]) -> list[str]:
+    """Every sensitivity label an event's details mention, sorted and unique."""
+    found: set[str] = set()
+
+    def take(value: Any) -> None:
+        if isinstance(value, str) and value:
+            found.add(_text(value.lower(), 16))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, str) and item:
+                    found.add(_text(item.lower(), 16))
+
+    for key in _LABEL_KEYS:
+        take(details.get(key))
+    for key in _LABELLED_LISTS:
+        items = details.get(key)
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, Mapping):
+                    take(item.get("label"))
+    return sorted(found)
+
+
+def _actor_fields(actor: Any) -> tuple[Any, int | None, str]:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return None, None, ""
+    return actor, actor.pk, _text(actor.get_username(), 150)
+
+
+def _target_fields(target: models.Model | str | None) -> tuple[str, str, str]:
+    if target is None:
+        return "", "", ""
+    if isinstance(target, models.Model):
+        meta = target._meta
+        return (
+            _text(f"{meta.app_label}.{meta.model_name}", 100),
+            _text("" if target.pk is None else str(target.pk), 64),
+            _text(str(target), 300),
+        )
+    if isinstance(target, str):
+        return "", "", _text(target, 300)
+    raise TypeError(f"audit target must be a model instance, a string or None, not {target!r}")
+
+
+def _text(value: Any, limit: int) -> str:
+    """A string PostgreSQL will store unchanged: no NUL, no lone surrogates, within limit."""
+    text = str(value).replace("\x00", "\ufffd")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
+def audit_export_begin(
+    *, actor: User | None, fmt: str, filters: Mapping[str, Any], kind: str = "console"
+) -> int:
+    """Record that `actor` is exporting the events matching `filters`; return the last
+    event id the export may include.
+
+    The export is bounded by the chain as it stood just before its own event, so a
+    streamed export is a consistent set however many events arrive while it runs.
+    """
+    event = audit_record(
+        actor=actor,
+        action="audit.exported",
+        details={"kind": kind, "format": fmt, "filter": dict(filters)},
+    )
+    return event.id - 1

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from apps.audit import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("", views.events, name="events"),
+    path("events/<int:event_id>/", views.event_detail, name="event"),
+    path("events/<int:event_id>/provenance/", views.event_provenance, name="event_provenance"),
+    path("conversations/<str:conversation_id>/", views.provenance, name="provenance"),
+    path("export.csv", views.export_csv, name="export_csv"),
+    path("export.json", views.export_json, name="export_json"),
+    path("verify/", views.verify, name="verify"),
+    path("models/", views.models_register, name="models"),
+]

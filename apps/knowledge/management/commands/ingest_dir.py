@@ -1,0 +1,80 @@
+"""Bulk load: `manage.py ingest_dir PATH --collection NAME [--label L]`."""
+
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from apps.knowledge import services
+from apps.knowledge.models import Collection, Document, Label
+
+
+class Command(BaseCommand):
+    help = "Upload every file under PATH into a collection and follow ingestion to the end."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("path", type=Path)
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--label", choices=Label.values)
+        parser.add_argument("--user", help="record this username as the uploader")
+        parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
+
+    def handle(self, *args: object, **options: object) -> None:
+        root: Path = options["path"]  # type: ignore[assignment]
+        if not root.exists():
+            raise CommandError(f"{root} does not exist")
+        try:
+            collection = Collection.objects.get(name=options["collection"])
+        except Collection.DoesNotExist:
+            raise CommandError(f"no collection named {options['collection']!r}") from None
+        user = None
+        if options["user"]:
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"no user named {options['user']!r}")
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        ids: list[int] = []
+        rejected = 0
+        for path in tqdm(files, desc="upload", unit="file"):
+            with path.open("rb") as fh:
+                try:
+                    doc, enqueue = services.document_create(
+                        collection=collection,
+                        upload=File(fh, name=path.name),
+                        user=user,
+                        label=options["label"],
+                    )
+                except services.UploadRejected as err:
+                    rejected += 1
+                    tqdm.write(f"refused {path}: {err}")
+                    continue
+            ids.append(doc.pk)
+            if not enqueue.queued:
+                tqdm.write(enqueue.message)
+        if options["no_wait"] or not ids:
+            self.stdout.write(f"{len(ids)} queued, {rejected} refused")
+            return
+        self._follow(ids)
+        failed = Document.objects.filter(pk__in=ids, status=Document.Status.FAILED)
+        for doc in failed:
+            self.stdout.write(f"failed {doc.original_name}: {doc.failure_reason}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{len(ids) - failed.count()} indexed, {failed.count()} failed, {rejected} refused"
+            )
+        )
+
+    def _follow(self, ids: list[int]) -> None:
+        import time
+
+        done_states = (Document.Status.INDEXED, Document.Status.FAILED)
+        with tqdm(total=len(ids), desc="ingest", unit="doc") as bar:
+            finished = 0
+            while finished < len(ids):
+                now = Document.objects.filter(pk__in=ids, status__in=done_states).count()
+                bar.update(now - finished)
+                finished = now
+                if finished < len(ids):
+                    time.sleep(0.5)

@@ -1,0 +1,173 @@
+"""DOCX: headings start sections; tables are kept, one row per line.
+
+A DOCX is a zip, so before python-docx touches it the archive's directory is checked
+against the unpack limit. The directory holds each member's declared size, and
+CPython's zipfile never yields more than that, so reading the directory is enough:
+nothing is decompressed to find out how big it is.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from apps.knowledge.parsers.base import (
+    ParsedDocument,
+    ParseError,
+    TextAssembler,
+    collapse_title,
+    human_size,
+)
+
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+DOCUMENT_PART = "word/document.xml"
+
+# Word's XML compresses around 10:1 and rarely past 100:1; runs of zeros reach ~1000:1.
+# The ratio rule only applies to members big enough to hurt.
+MAX_RATIO = 200
+RATIO_MIN_BYTES = 10 * 1024 * 1024
+MAX_MEMBERS = 10_000
+
+_HEADING_STYLE = re.compile(r"^(?:heading\s*[1-9]|title)$", re.IGNORECASE)
+
+
+def check_archive(path: Path, *, max_unpacked_bytes: int) -> None:
+    """Refuse a DOCX that would unpack to too much, judged from the zip directory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        raise ParseError(
+            f"The DOCX file could not be read: it looks damaged (not a valid zip archive: {err})."
+        ) from None
+    if len(members) > MAX_MEMBERS:
+        raise ParseError(
+            f"The DOCX holds {len(members)} files, over the limit of {MAX_MEMBERS}; "
+            "it may be a zip bomb."
+        )
+    if DOCUMENT_PART not in {m.filename for m in members}:
+        raise ParseError(
+            "The file is a zip archive without a Word document inside (no word/document.xml), "
+            "so it is not a DOCX."
+        )
+    total = sum(m.file_size for m in members)
+    if total > max_unpacked_bytes:
+        raise ParseError(
+            f"The DOCX would unpack to {human_size(total)}, over the "
+            f"{human_size(max_unpacked_bytes)} limit; it may be a zip bomb."
+        )
+    for member in members:
+        if member.file_size < RATIO_MIN_BYTES:
+            continue
+        ratio = member.file_size / max(member.compress_size, 1)
+        if ratio > MAX_RATIO:
+            raise ParseError(
+                f"The DOCX would unpack {human_size(member.compress_size)} into "
+                f"{human_size(member.file_size)} (a ratio of {ratio:.0f} to 1); "
+                "it may be a zip bomb."
+            )
+
+
+def is_docx_zip(path: Path) -> bool:
+    """For the DOCX files libmagic calls application/zip or octet-stream: Word writes
+    its parts in an order libmagic expects, other tools do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return DOCUMENT_PART in archive.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
+        return False
+
+
+def _is_heading(paragraph: Any) -> bool:
+    """By style name, following base styles: "Chapter" based on "Heading 1" counts."""
+    style = paragraph.style
+    for _ in range(10):  # style chains can loop in hand-edited files
+        if style is None:
+            return False
+        if _HEADING_STYLE.match(style.name or ""):
+            return True
+        style = style.base_style
+    return False
+
+
+def _cell_text(cell: Any) -> str:
+    from docx.table import Table
+
+    parts: list[str] = []
+    for item in cell.iter_inner_content():
+        parts.append(_table_text(item) if isinstance(item, Table) else item.text)
+    return " ".join(" ".join(parts).split())
+
+
+def _table_text(table: Any) -> str:
+    rows: list[str] = []
+    for row in table.rows:
+        cells: list[str] = []
+        seen: list[Any] = []
+        for cell in row.cells:
+            # A merged cell is reported once per grid column it spans.
+            if any(cell._tc is other for other in seen):
+                continue
+            seen.append(cell._tc)
+            cells.append(_cell_text(cell))
+        line = " | ".join(c for c in cells if c)
+        if line:
+            rows.append(line)
+    return "\n".join(rows)
+
+
+def parse_docx(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
+    check_archive(path, max_unpacked_bytes=max_unpacked_bytes)
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except ValueError as err:
+        # python-docx refuses a DOCM or a template by the main part's content type;
+        # its message also holds our storage path, which no admin should see.
+        found = re.search(r"content type is '([^']+)'", str(err))
+        if not found:
+            raise
+        raise ParseError(
+            f"This Word file is a macro-enabled document or a template ({found.group(1)}), "
+            "not a plain DOCX; save it as a Word Document (.docx) and upload it again."
+        ) from None
+    except PackageNotFoundError:
+        raise ParseError(
+            "The DOCX file could not be read: it looks damaged (no Word package inside)."
+        ) from None
+
+    assembler = TextAssembler()
+    title = ""
+    first_heading: str | None = None
+    body: list[str] = []
+
+    def flush() -> None:
+        assembler.add_section(title=title, text="\n\n".join(body))
+        body.clear()
+
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            text = _table_text(item)
+            if text:
+                body.append(text)
+            continue
+        text = item.text.strip()
+        if not text:
+            continue
+        if _is_heading(item):
+            flush()
+            title = " ".join(text.split())
+            first_heading = first_heading or title
+            assembler.add_heading(text)
+        else:
+            body.append(text)
+    flush()
+
+    doc_title = collapse_title(document.core_properties.title) or first_heading
+    return assembler.build(mime_type=DOCX_MIME, title=doc_title)

@@ -1,0 +1,89 @@
+"""The vector store: one VectorStore protocol, two backends chosen by configuration.
+
+QDRANT_URL set   -> ServerStore (Qdrant server or cluster through qdrant-client)
+QDRANT_URL empty -> SocketStore (talks to `manage.py vectorstore`, which holds the
+                    embedded qdrant-edge shard under VECTOR_DATA_DIR)
+
+Importing this package imports neither qdrant library; the backends do, when first used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from apps.retrieval.store.protocol import (
+    Filter,
+    Point,
+    ScoredPoint,
+    SparseVector,
+    StoreError,
+    StoreUnavailable,
+    VectorStore,
+)
+
+__all__ = [
+    "Filter",
+    "Point",
+    "ScoredPoint",
+    "SparseVector",
+    "StoreError",
+    "StoreUnavailable",
+    "VectorStore",
+    "get_store",
+    "reset_store",
+]
+
+_lock = threading.Lock()
+_cached: tuple[int, VectorStore] | None = None
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at fork time; the child has no such
+    # thread, so it gets a fresh lock rather than a lock nobody will ever release.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _build() -> VectorStore:
+    from django.conf import settings
+
+    if settings.QDRANT_URL:
+        from apps.retrieval.store.server import ServerStore
+
+        return ServerStore(
+            url=settings.QDRANT_URL,
+            api_key=settings.QDRANT_API_KEY,
+            collection=settings.QDRANT_COLLECTION,
+            shards=settings.QDRANT_SHARDS,
+            replication=settings.QDRANT_REPLICATION,
+            timeout=settings.VECTOR_TIMEOUT_SECONDS,
+        )
+    from apps.retrieval.store.socket_client import SocketStore
+
+    return SocketStore(path=settings.VECTOR_SOCKET, timeout=settings.VECTOR_TIMEOUT_SECONDS)
+
+
+def get_store() -> VectorStore:
+    """The process's store, built on first use from settings.
+
+    Keyed by pid: a forked child (Celery prefork) builds its own, so it never shares an
+    HTTP connection pool or a socket with its parent.
+    """
+    global _cached
+    with _lock:
+        if _cached is None or _cached[0] != os.getpid():
+            _cached = (os.getpid(), _build())
+        return _cached[1]
+
+
+def reset_store() -> None:
+    """Forget the cached store (tests change settings between uses)."""
+    global _cached
+    with _lock:
+        cached, _cached = _cached, None
+    if cached is not None and cached[0] == os.getpid():
+        cached[1].close()

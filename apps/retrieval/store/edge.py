@@ -1,0 +1,339 @@
+"""EdgeStore: Qdrant's storage engine in-process, through qdrant-edge.
+
+Only one process may open a shard directory (its WAL is locked), so this class is used by
+the owner process (`manage.py vectorstore`); everyone else talks to the owner through
+SocketStore. Every update goes through the write-ahead log before `update()` returns, so
+an acknowledged write survives a SIGKILL of the owner.
+
+qdrant-edge raises bare `Exception`s with the engine's message; every call here turns
+them into StoreError with what we were doing, so callers never see an engine type.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from apps.retrieval.store.protocol import (
+    DENSE,
+    INDEXED_FIELDS,
+    SPARSE,
+    Filter,
+    Point,
+    ScoredPoint,
+    SparseVector,
+    StoreError,
+    check_limit,
+    check_points,
+    full_scan_threshold_kb,
+)
+
+T = TypeVar("T")
+
+CONFIG_FILE = "edge_config.json"
+
+
+def _engine() -> Any:
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+class EdgeStore:
+    """One shard directory = our one collection.
+
+    Thread safety: measured with qdrant-edge 0.9.0, concurrent `query` calls from several
+    threads while two threads upsert run without errors, so reads are not serialised.
+    Writes (upsert, delete, set_payload, index creation, optimize, close) take one lock:
+    the order of operations in the WAL is then the order in which they were acknowledged,
+    and close() never races a half-applied update.
+    """
+
+    def __init__(self, *, path: Path) -> None:
+        self.path = Path(path)
+        self._write_lock = threading.Lock()
+        self._shard: Any = None
+        self._dense_size: int | None = None
+        if (self.path / CONFIG_FILE).exists():
+            self._open_existing()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _open_existing(self) -> None:
+        q = _engine()
+        try:
+            # No config: the persisted one (vector sizes, thresholds) is kept as created.
+            self._shard = q.EdgeShard.load(str(self.path))
+        except Exception as err:
+            if "WouldBlock" in str(err):
+                raise StoreError(
+                    f"the vector data in {self.path} is already open in another process; "
+                    "only one `manage.py vectorstore` may own it"
+                ) from err
+            raise StoreError(f"could not open the vector data in {self.path}: {err}") from err
+        self._dense_size = self._shard_dense_size()
+
+    def _shard_dense_size(self) -> int | None:
+        import json
+
+        try:
+            config = json.loads((self.path / CONFIG_FILE).read_text())
+            return int(config["vectors"][DENSE]["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def ensure_collection(self, *, dense_size: int) -> None:
+        if isinstance(dense_size, bool) or not isinstance(dense_size, int) or dense_size < 1:
+            raise StoreError(f"dense_size must be a positive integer, got {dense_size!r}")
+        with self._write_lock:
+            if self._shard is None:
+                self._create(dense_size)
+            elif self._dense_size is not None and self._dense_size != dense_size:
+                raise StoreError(
+                    f"the vector collection in {self.path} holds {self._dense_size}-dimensional "
+                    f"vectors, but the embedding model makes {dense_size}-dimensional ones; "
+                    "re-index into an empty VECTOR_DATA_DIR"
+                )
+            self._ensure_indexes()
+
+    def _create(self, dense_size: int) -> None:
+        q = _engine()
+        config = q.EdgeConfig(
+            vectors={DENSE: q.EdgeVectorParams(size=dense_size, distance=q.Distance.Cosine)},
+            sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            # m/ef_construct are Qdrant's defaults; only the full-scan threshold differs,
+            # so that filtered searches stay exact (see EXACT_SEARCH_POINTS).
+            hnsw_config=q.HnswIndexConfig(
+                m=16, ef_construct=100, full_scan_threshold=full_scan_threshold_kb(dense_size)
+            ),
+            # wal_enabled is left at its default (on): acknowledged writes must survive a
+            # crash of the owner, and the engine fixes it at creation anyway.
+        )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._shard = q.EdgeShard.create(str(self.path), config)
+        except Exception as err:
+            if "WouldBlock" in str(err):
+                raise StoreError(
+                    f"the vector data in {self.path} is already open in another process"
+                ) from err
+            raise StoreError(
+                f"could not create the vector collection in {self.path}: {err}"
+            ) from err
+        self._dense_size = dense_size
+
+    def _ensure_indexes(self) -> None:
+        q = _engine()
+        types = {"integer": q.PayloadSchemaType.Integer, "keyword": q.PayloadSchemaType.Keyword}
+        existing = set(
+            self._call("read the payload indexes", lambda: self._shard.info()).payload_schema
+        )
+        for name, kind in INDEXED_FIELDS.items():
+            if name not in existing:
+                op = q.UpdateOperation.create_field_index(name, types[kind])
+                self._call(
+                    f"create the payload index on {name}", lambda op=op: self._shard.update(op)
+                )
+
+    def close(self) -> None:
+        with self._write_lock:
+            shard, self._shard = self._shard, None
+            if shard is None:
+                return
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(f"vector store could not {what}: {err}") from err
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        with self._write_lock:
+            if self._shard is None:
+                raise StoreError(
+                    "the vector collection does not exist yet; ensure_collection() creates it"
+                )
+            yield self._shard
+
+    def _filter(self, flt: Filter, what: str) -> Any:
+        q = _engine()
+        conditions = flt.require(what)
+        return q.Filter(
+            must=[
+                q.FieldCondition(key=name, match=q.MatchAny(values))
+                for name, values in conditions.items()
+            ]
+        )
+
+    @staticmethod
+    def _sparse(vector: SparseVector) -> Any:
+        return _engine().SparseVector(list(vector.indices), list(vector.values))
+
+    @staticmethod
+    def _scored(points: Sequence[Any]) -> list[ScoredPoint]:
+        return [
+            ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
+            for p in points
+        ]
+
+    # --- writes -------------------------------------------------------------------------
+
+    def upsert(self, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        check_points(points, dense_size=self._dense_size)
+        q = _engine()
+        converted = []
+        for p in points:
+            try:
+                pid = str(uuid.UUID(p.id))
+            except (ValueError, TypeError, AttributeError) as err:
+                raise StoreError(f"point id {p.id!r} is not a UUID string") from err
+            vectors: dict[str, Any] = {DENSE: list(p.dense)}
+            if p.sparse.indices:
+                vectors[SPARSE] = self._sparse(p.sparse)
+            converted.append(q.Point(pid, vectors, dict(p.payload)))
+        op = q.UpdateOperation.upsert_points(converted)
+        with self._writing() as shard:
+            # update() returns after the operation is in the WAL and applied.
+            self._call(f"store {len(converted)} points", lambda: shard.update(op))
+
+    def delete(self, flt: Filter) -> None:
+        f = self._filter(flt, "delete")
+        if self._shard is None:
+            return  # nothing was ever stored, so nothing matches
+        op = _engine().UpdateOperation.delete_points_by_filter(f)
+        with self._writing() as shard:
+            self._call("delete points", lambda: shard.update(op))
+
+    def set_payload(self, flt: Filter, payload: Mapping[str, Any]) -> None:
+        f = self._filter(flt, "payload update")
+        if not payload or self._shard is None:
+            return
+        op = _engine().UpdateOperation.set_payload_by_filter(f, dict(payload))
+        with self._writing() as shard:
+            self._call("update payloads", lambda: shard.update(op))
+
+    def optimize(self) -> None:
+        with self._writing() as shard:
+            self._call("optimize its segments", shard.optimize)
+
+    # --- reads --------------------------------------------------------------------------
+    # A read before the collection exists finds nothing: that is the truth on a fresh
+    # install (nothing ingested yet), and it reveals nothing.
+
+    def query_dense(self, vector: Sequence[float], *, flt: Filter, limit: int) -> list[ScoredPoint]:
+        f = self._filter(flt, "search")
+        check_limit(limit, "query_dense")
+        shard = self._shard
+        if shard is None:
+            return []
+        q = _engine()
+        request = q.QueryRequest(
+            limit=limit,
+            query=q.Query.Nearest(list(vector), using=DENSE),
+            filter=f,
+            with_payload=True,
+        )
+        return self._scored(self._call("search dense vectors", lambda: shard.query(request)))
+
+    def query_sparse(self, vector: SparseVector, *, flt: Filter, limit: int) -> list[ScoredPoint]:
+        f = self._filter(flt, "search")
+        check_limit(limit, "query_sparse")
+        shard = self._shard
+        if shard is None or not vector.indices:
+            return []  # no query terms: no keyword match is possible
+        q = _engine()
+        request = q.QueryRequest(
+            limit=limit,
+            query=q.Query.Nearest(self._sparse(vector), using=SPARSE),
+            filter=f,
+            with_payload=True,
+        )
+        return self._scored(self._call("search sparse vectors", lambda: shard.query(request)))
+
+    def query_hybrid(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        *,
+        flt: Filter,
+        limit: int,
+        prefetch_limit: int,
+        rrf_k: int,
+    ) -> list[ScoredPoint]:
+        f = self._filter(flt, "search")
+        check_limit(limit, "query_hybrid")
+        check_limit(prefetch_limit, "query_hybrid prefetch")
+        check_limit(rrf_k, "query_hybrid rrf_k")
+        shard = self._shard
+        if shard is None:
+            return []
+        q = _engine()
+        # The filter sits inside every prefetch: each candidate list is drawn only from
+        # readable points, so a hidden point can neither appear nor push a readable one
+        # out of the top prefetch_limit. The outer filter repeats it as a second lock.
+        prefetches = [
+            q.Prefetch(
+                limit=prefetch_limit, query=q.Query.Nearest(list(dense), using=DENSE), filter=f
+            )
+        ]
+        if sparse.indices:
+            prefetches.append(
+                q.Prefetch(
+                    limit=prefetch_limit,
+                    query=q.Query.Nearest(self._sparse(sparse), using=SPARSE),
+                    filter=f,
+                )
+            )
+        request = q.QueryRequest(
+            limit=limit,
+            prefetches=prefetches,
+            query=q.Fusion.Rrf(k=rrf_k),
+            filter=f,
+            with_payload=True,
+        )
+        return self._scored(self._call("run the hybrid search", lambda: shard.query(request)))
+
+    def count(self, flt: Filter) -> int:
+        f = self._filter(flt, "count")
+        shard = self._shard
+        if shard is None:
+            return 0
+        request = _engine().CountRequest(exact=True, filter=f)
+        return int(self._call("count points", lambda: shard.count(request)))
+
+    def scroll(
+        self, flt: Filter, *, limit: int, offset: str | None = None
+    ) -> tuple[list[ScoredPoint], str | None]:
+        f = self._filter(flt, "scroll")
+        check_limit(limit, "scroll")
+        shard = self._shard
+        if shard is None:
+            return [], None
+        if offset is not None:
+            try:
+                offset = str(uuid.UUID(offset))
+            except (ValueError, TypeError, AttributeError) as err:
+                raise StoreError(f"scroll offset {offset!r} is not a point id") from err
+        request = _engine().ScrollRequest(
+            offset=offset, limit=limit, filter=f, with_payload=True, with_vector=False
+        )
+        records, next_offset = self._call("scroll points", lambda: shard.scroll(request))
+        page = [
+            ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records
+        ]
+        return page, (str(next_offset) if next_offset is not None else None)

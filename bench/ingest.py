@@ -1,0 +1,163 @@
+"""Ingestion throughput: the whole pipeline through Celery vs raw SentenceTransformer.encode.
+
+    .venv/bin/python bench/ingest.py [--corpus ../shared/eval/celerydocs/corpus.jsonl] [--limit N]
+
+Every corpus entry becomes one uploaded document (title kept) in a throw-away collection of
+a throw-away database (`enclave_bench`), ingested by a real Celery worker into a real
+vector store owner process. In the same run the same chunk texts are embedded with a bare
+`SentenceTransformer.encode` (batch 32, after a warm-up), and the ratio of the two rates is
+printed. Both use the same 2 cores, so the ratio is what the pipeline costs on top of the
+model (goal: >= 0.80). The machine is shared and noisy: compare ratios, not seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DB_NAME = "enclave_bench"
+DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+BROKER = "redis://127.0.0.1:6379/13"
+
+
+def _prepare_database() -> None:
+    exists = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'"  # noqa: S608 - a constant,
+            "postgres",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if exists != "1":
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB_NAME], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--corpus", type=Path, default=ROOT.parent / "shared/eval/celerydocs/corpus.jsonl"
+    )
+    parser.add_argument("--limit", type=int, default=0, help="only the first N entries")
+    args = parser.parse_args()
+
+    _prepare_database()
+    var = Path(tempfile.mkdtemp(prefix="enclave-bench-"))
+    env_overrides = {
+        "DATABASE_URL": DB_URL,
+        "VAR_DIR": str(var),
+        "MEDIA_ROOT": str(var / "media"),
+        "VECTOR_DATA_DIR": str(var / "vectors"),
+        "VECTOR_SOCKET": str(var / "vs.sock"),
+        "CELERY_BROKER_URL": BROKER,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env_overrides)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.config.settings")
+    import django
+
+    django.setup()
+    import redis
+    from django.contrib.auth.models import Group
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+
+    from apps.knowledge import services
+    from apps.knowledge.chunking import embedding_text
+    from apps.knowledge.models import Document
+    from apps.retrieval.embeddings import get_model
+    from tests.support.vectorstore import start_vectorstore, stop_vectorstore
+    from tests.support.worker import kill_worker, start_worker
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(BROKER).flushdb()
+    entries = [json.loads(line) for line in args.corpus.open()]
+    if args.limit:
+        entries = entries[: args.limit]
+
+    env = {**os.environ}
+    store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=env)
+    worker = start_worker(env=env, log=var / "worker.log", name="bench")
+    try:
+        name = f"bench-{int(time.time())}"
+        collection = services.collection_create(
+            name=name, actor=None, groups=[Group.objects.get_or_create(name="bench")[0]]
+        )
+        # Warm the worker (model load) outside the timed part, like the baseline's warm-up.
+        warm, _ = services.document_create(
+            collection=collection,
+            upload=ContentFile(b"warm up the worker", name="warm.txt"),
+            user=None,
+        )
+        _wait([warm.pk], Document)
+        started = time.perf_counter()
+        ids = []
+        for entry in entries:
+            body = entry["text"].encode()
+            doc, _ = services.document_create(
+                collection=collection,
+                upload=ContentFile(body, name=f"{entry['_id'].replace('/', '_')}.txt"),
+                user=None,
+                title=entry.get("title") or entry["_id"],
+            )
+            ids.append(doc.pk)
+        _wait(ids, Document)
+        pipeline_s = time.perf_counter() - started
+        docs = Document.objects.filter(pk__in=ids)
+        chunks = sum(d.chunk_count for d in docs)
+        failed = docs.filter(status=Document.Status.FAILED).count()
+
+        # The baseline: the same chunk texts, straight into the model.
+        texts = []
+        for doc in docs:
+            _, doc_chunks = services.document_chunks(path=Path(doc.file.path))
+            texts += [
+                embedding_text(title=doc.title, section=c.section, text=c.text) for c in doc_chunks
+            ]
+        model = get_model()
+        model.encode(texts[:64], batch_size=32)
+        started = time.perf_counter()
+        model.encode(texts, batch_size=32, normalize_embeddings=True)
+        raw_s = time.perf_counter() - started
+    finally:
+        kill_worker(worker)
+        stop_vectorstore(store_proc)
+
+    pipeline_rate = chunks / pipeline_s
+    raw_rate = len(texts) / raw_s
+    print(f"documents: {len(ids)} ({failed} failed), chunks: {chunks}")
+    print(
+        f"pipeline (upload -> Celery -> parse -> chunk -> embed -> upsert): "
+        f"{pipeline_rate:.1f} chunks/s ({pipeline_s:.1f} s)"
+    )
+    print(f"raw SentenceTransformer.encode, batch 32: {raw_rate:.1f} chunks/s ({raw_s:.1f} s)")
+    print(f"ratio pipeline/raw: {pipeline_rate / raw_rate:.2f} (goal >= 0.80)")
+
+
+def _wait(ids: list[int], document_model) -> None:  # noqa: ANN001
+    done = ("indexed", "failed")
+    while document_model.objects.filter(pk__in=ids).exclude(status__in=done).exists():
+        time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Shared fixtures: real processes (vector store owner, Celery worker) around the test DB."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+# The audit table refuses TRUNCATE; let the test flush through (see the module).
+from tests.support.audit import allow_audit_flush  # noqa: F401
+
+TEST_BROKER = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def enclave_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+    """Point this process and every child process at the same test database, media
+    folder, vector store socket and Redis database, away from a running `make run`."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    from workers.celery import app
+
+    var = tmp_path_factory.mktemp("var")
+    settings.VAR_DIR = var
+    settings.MEDIA_ROOT = var / "media"
+    settings.VECTOR_DATA_DIR = var / "vectors"
+    settings.VECTOR_SOCKET = var / "vs.sock"
+    settings.CELERY_BROKER_URL = TEST_BROKER
+    app.conf.broker_url = TEST_BROKER
+    redis.Redis.from_url(TEST_BROKER).flushdb()
+    db = connection.settings_dict
+    db_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "VAR_DIR": str(var),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "VECTOR_DATA_DIR": str(settings.VECTOR_DATA_DIR),
+        "VECTOR_SOCKET": str(settings.VECTOR_SOCKET),
+        "CELERY_BROKER_URL": TEST_BROKER,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def live_vectorstore(enclave_env) -> Iterator[object]:
+    """The real `manage.py vectorstore` owner process, for the whole session."""
+    from django.conf import settings
+
+    from apps.retrieval.store import reset_store
+    from tests.support.vectorstore import start_vectorstore, stop_vectorstore
+
+    proc = start_vectorstore(settings.VECTOR_DATA_DIR, settings.VECTOR_SOCKET, env=enclave_env)
+    reset_store()
+    holder = {"proc": proc}
+    yield holder
+    stop_vectorstore(holder["proc"])
+    reset_store()
+
+
+@pytest.fixture(scope="module")
+def live_worker(enclave_env, live_vectorstore, tmp_path_factory) -> Iterator[object]:
+    """A real Celery worker consuming the test broker, one per test module."""
+    from tests.support.worker import kill_worker, start_worker
+
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_worker(env=enclave_env, log=log)
+    yield proc
+    kill_worker(proc)
+
+
+def wait_for_documents(
+    ids: Iterable[int], *, statuses: Iterable[str] = ("indexed", "failed"), timeout: float = 180
+) -> dict[int, object]:
+    """Poll the database until every document reaches one of `statuses`."""
+    from apps.knowledge.models import Document
+
+    wanted = list(ids)
+    final = set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        docs = {d.pk: d for d in Document.objects.filter(pk__in=wanted)}
+        if len(docs) == len(wanted) and all(d.status in final for d in docs.values()):
+            return docs
+        if time.monotonic() > deadline:
+            state = {pk: (d.status, d.failure_reason) for pk, d in docs.items()}
+            raise AssertionError(f"documents did not finish in {timeout} s: {state}")
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def fixture_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "files"
+    path.mkdir()
+    return path

@@ -1,0 +1,1 @@
+"""Helpers that start real processes (vector store owner, Celery worker) for tests."""
