@@ -31,6 +31,9 @@ def build(path: Path, *, dim: int, vectors, collections: int, ours: bool):
         kwargs["hnsw_config"] = q.HnswIndexConfig(
             m=16, ef_construct=100, full_scan_threshold=full_scan_threshold_kb(dim)
         )
+        kwargs["optimizers"] = q.EdgeOptimizersConfig(
+            indexing_threshold=full_scan_threshold_kb(dim)
+        )
     shard = q.EdgeShard.create(
         str(path),
         q.EdgeConfig(

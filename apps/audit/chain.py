@@ -101,10 +101,8 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_bytes(
+def canonical_parts(
     *,
-    id: int,
-    time: datetime | str,
     actor_pk: int | None,
     actor_username: str,
     action: str,
@@ -115,42 +113,61 @@ def canonical_bytes(
     conversation_id: str,
     labels: Sequence[str],
     left_premises: bool,
-    prev_hash: str,
-) -> bytes:
-    """The bytes an event's hash is computed over (see the module docstring)."""
-    time_text = time if isinstance(time, str) else format_time(time)
-    parts = (
-        '{"action":',
-        _quote(action),
-        ',"actor_pk":',
-        "null" if actor_pk is None else str(int(actor_pk)),
-        ',"actor_username":',
-        _quote(actor_username),
-        ',"conversation_id":',
-        _quote(conversation_id),
-        ',"details":',
-        details_json,
-        ',"id":',
-        str(int(id)),
-        ',"labels":[',
-        ",".join(_quote(label) for label in labels),
-        '],"left_premises":',
-        "true" if left_premises else "false",
-        ',"prev_hash":',
-        _quote(prev_hash),
-        ',"target_id":',
-        _quote(target_id),
-        ',"target_repr":',
-        _quote(target_repr),
-        ',"target_type":',
-        _quote(target_type),
-        ',"time":',
-        _quote(time_text),
-        ',"v":',
-        str(CANONICAL_VERSION),
-        "}",
+) -> tuple[str, str, str, str]:
+    """The canonical text around the three values only known under the append lock.
+
+    ``canonical_bytes = p1 + id + p2 + prev_hash + p3 + time + p4``. The database
+    function audit_append (migration 0003) assembles exactly that and hashes it, so the
+    lock is held for one round trip; the verifier uses the same parts.
+    """
+    return (
+        "".join(
+            (
+                '{"action":',
+                _quote(action),
+                ',"actor_pk":',
+                "null" if actor_pk is None else str(int(actor_pk)),
+                ',"actor_username":',
+                _quote(actor_username),
+                ',"conversation_id":',
+                _quote(conversation_id),
+                ',"details":',
+                details_json,
+                ',"id":',
+            )
+        ),
+        "".join(
+            (
+                ',"labels":[',
+                ",".join(_quote(label) for label in labels),
+                '],"left_premises":',
+                "true" if left_premises else "false",
+                ',"prev_hash":"',
+            )
+        ),
+        "".join(
+            (
+                '","target_id":',
+                _quote(target_id),
+                ',"target_repr":',
+                _quote(target_repr),
+                ',"target_type":',
+                _quote(target_type),
+                ',"time":"',
+            )
+        ),
+        '","v":' + str(CANONICAL_VERSION) + "}",
     )
-    return "".join(parts).encode("ascii")
+
+
+def canonical_bytes(*, id: int, time: datetime | str, prev_hash: str, **fields: Any) -> bytes:
+    """The bytes an event's hash is computed over (see the module docstring)."""
+    p1, p2, p3, p4 = canonical_parts(**fields)
+    time_text = time if isinstance(time, str) else format_time(time)
+    if not (len(prev_hash) == 64 and prev_hash.isalnum() and time_text.isascii()):
+        # Both are spliced in unquoted; anything else would not be the canonical JSON.
+        raise ValueError("prev_hash must be 64 hex digits and time canonical")
+    return "".join((p1, str(int(id)), p2, prev_hash, p3, time_text, p4)).encode("ascii")
 
 
 def compute_hash(**fields: Any) -> str:
@@ -269,6 +286,9 @@ VERIFY_COLUMNS = (
 )
 
 
+TIME_AS_TEXT = """to_char("time" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
 class ChainWalker:
     """Checks rows one after another; the same logic serves the table and archive files.
 
@@ -292,29 +312,29 @@ class ChainWalker:
         if self.broken_at is not None:
             return False
         sha256 = hashlib.sha256
-        for row in rows:
-            (ev_id, ev_time, actor_pk, username, action, t_type, t_id, t_repr) = row[:8]
-            (details_json, conv, labels, left, prev_hash, stored_hash) = row[8:]
-            time_text = ev_time if isinstance(ev_time, str) else format_time(ev_time)
-            if ev_id != self.expected_id:
-                if ev_id > self.expected_id:
+        expected_id, prev_hash_ok, prev_time = self.expected_id, self.prev_hash, self.prev_time
+        last = None
+        try:
+            for row in rows:
+                (ev_id, ev_time, actor_pk, username, action, t_type, t_id, t_repr) = row[:8]
+                (details_json, conv, labels, left, prev_hash, stored_hash) = row[8:]
+                time_text = ev_time if isinstance(ev_time, str) else format_time(ev_time)
+                if ev_id != expected_id:
+                    if ev_id > expected_id:
+                        return self._break(
+                            expected_id,
+                            f"event #{expected_id} is missing (the next event is #{ev_id})",
+                        )
+                    return self._break(ev_id, f"event #{ev_id} appears out of order")
+                if prev_hash != prev_hash_ok:
                     return self._break(
-                        self.expected_id,
-                        f"event #{self.expected_id} is missing (the next event is #{ev_id})",
+                        ev_id,
+                        f"its prev_hash {str(prev_hash)[:16]}… does not match the hash of the "
+                        f"event before it ({prev_hash_ok[:16]}…)",
                     )
-                return self._break(ev_id, f"event #{ev_id} appears out of order")
-            if prev_hash != self.prev_hash:
-                return self._break(
-                    ev_id,
-                    f"its prev_hash {prev_hash[:16]}… does not match the hash of the "
-                    f"event before it ({self.prev_hash[:16]}…)",
-                )
-            if time_text < self.prev_time:
-                return self._break(ev_id, "its time is earlier than the event before it")
-            digest = sha256(
-                canonical_bytes(
-                    id=ev_id,
-                    time=time_text,
+                if time_text < prev_time:
+                    return self._break(ev_id, "its time is earlier than the event before it")
+                p1, p2, p3, p4 = canonical_parts(
                     actor_pk=actor_pk,
                     actor_username=username,
                     action=action,
@@ -325,24 +345,35 @@ class ChainWalker:
                     conversation_id=conv,
                     labels=labels,
                     left_premises=left,
-                    prev_hash=prev_hash,
                 )
-            ).hexdigest()
-            if digest != stored_hash:
-                return self._break(
-                    ev_id,
-                    "its stored hash does not match its contents (the event was altered "
-                    f"after it was written; recomputed {digest[:16]}…, stored "
-                    f"{str(stored_hash)[:16]}…)",
-                )
-            ref = EventRef(ev_id, time_text, action, username, stored_hash)
-            if self.first is None:
-                self.first = ref
-            self.last = ref
-            self.count += 1
-            self.expected_id = ev_id + 1
-            self.prev_hash = stored_hash
-            self.prev_time = time_text
+                text = "".join((p1, str(ev_id), p2, prev_hash, p3, time_text, p4))
+                digest = sha256(text.encode("ascii")).hexdigest()
+                if digest != stored_hash:
+                    return self._break(
+                        ev_id,
+                        "its stored hash does not match its contents (the event was altered "
+                        f"after it was written; recomputed {digest[:16]}…, stored "
+                        f"{str(stored_hash)[:16]}…)",
+                    )
+                if self.first is None:
+                    self.first = EventRef(ev_id, time_text, action, username, stored_hash)
+                last = (ev_id, time_text, action, username, stored_hash)
+                self.count += 1
+                expected_id = ev_id + 1
+                prev_hash_ok = stored_hash
+                prev_time = time_text
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            # A value no writer could have produced (non-ASCII where the canonical form
+            # is ASCII, a wrong type): the row was not written by audit_record.
+            return self._break(expected_id, f"it holds a malformed value ({exc})")
+        finally:
+            self.expected_id, self.prev_hash, self.prev_time = (
+                expected_id,
+                prev_hash_ok,
+                prev_time,
+            )
+            if last is not None:
+                self.last = EventRef(*last)
         return True
 
     def _break(self, event_id: int, problem: str) -> bool:
@@ -371,8 +402,12 @@ def iter_table_batches(
     from apps.audit.models import AuditEvent
 
     table = connections[using].ops.quote_name(AuditEvent._meta.db_table)
+    # The time comes as its canonical text, formatted by PostgreSQL exactly as
+    # audit_append formats it for the hash (and as format_time does): no datetime
+    # objects to build and format again for every row.
+    columns = ", ".join(TIME_AS_TEXT if c == "time" else c for c in VERIFY_COLUMNS)
     sql = (
-        f"SELECT {', '.join(VERIFY_COLUMNS)} FROM {table} "  # noqa: S608 - fixed names only
+        f"SELECT {columns} FROM {table} "  # noqa: S608 - fixed names only
         "WHERE id > %s AND id <= %s ORDER BY id LIMIT %s"
     )
     last = after_id

@@ -16,6 +16,9 @@ trigger checks every insert extends the chain. The lock is held until the caller
 transaction ends, which is why the call belongs at the end of it: a transaction that
 records an event and then waits on a slow model call stalls every other writer.
 
+Outside any transaction the append is a single statement in autocommit, which is its
+own transaction: the event is written atomically on its own, as if wrapped in atomic().
+
 This relies on READ COMMITTED (Django's default): under REPEATABLE READ the last-hash
 read could be stale, and the insert then fails on the key instead of forking.
 
@@ -26,13 +29,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models, transaction
 
 from apps.audit.actions import ACTION_RE
-from apps.audit.chain import GENESIS_HASH, canonical_details, compute_hash
+from apps.audit.chain import canonical_details, canonical_parts
 from apps.audit.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -45,10 +47,21 @@ APPEND_LOCK_KEY = int.from_bytes(b"encaudit", "big")
 _LABEL_KEYS = ("label", "labels", "old_label", "new_label", "previous_label")
 _LABELLED_LISTS = ("chunks", "citations", "documents")
 
-_LAST_EVENT_SQL = (
-    "SELECT clock_timestamp(), e.id, e.hash, e.time FROM (SELECT 1) AS one "
-    "LEFT JOIN LATERAL (SELECT id, hash, time FROM audit_auditevent "
-    "ORDER BY id DESC LIMIT 1) AS e ON true"
+_APPEND_SQL = (
+    "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# audit_append's parameters after p_actor_id, in its order.
+_APPEND_ORDER = (
+    "actor_pk",
+    "actor_username",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "details_json",
+    "conversation_id",
+    "labels",
+    "left_premises",
 )
 
 
@@ -85,28 +98,38 @@ def audit_record(
         "labels": labels_from_details(plain),
         "left_premises": action == "llm.call" and plain.get("where") == "external",
     }
-    # savepoint=False: inside a caller's transaction this joins it (an audit failure
-    # fails the action); outside any, it is the transaction.
-    with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
-            # A separate statement, so its snapshot is taken after the lock is granted
-            # and sees the event the previous holder committed.
-            cursor.execute(_LAST_EVENT_SQL)
-            now, last_id, last_hash, last_time = cursor.fetchone()
-        # The database clock is shared by every web and worker host; never going back
-        # keeps time ordered like the chain, which the console's time filter relies on.
-        time: datetime = now if last_time is None or now >= last_time else last_time
-        event = AuditEvent(
-            id=(last_id or 0) + 1,
-            time=time,
-            actor=actor_obj,
-            prev_hash=last_hash or GENESIS_HASH,
-            **fields,
-        )
-        event.hash = compute_hash(id=event.id, time=time, prev_hash=event.prev_hash, **fields)
-        event.save(force_insert=True)
+    p1, p2, p3, p4 = canonical_parts(**fields)
+    params = [
+        actor_obj.pk if actor_obj is not None else None,
+        *(fields[name] for name in _APPEND_ORDER),
+        p1,
+        p2,
+        p3,
+        p4,
+    ]
+    if connection.in_atomic_block:
+        # Join the caller's transaction; savepoint=False so that a failure here marks
+        # the whole action for rollback instead of being swallowed.
+        with transaction.atomic(savepoint=False):
+            event_id, time, prev_hash, event_hash = _append(params)
+    else:
+        # No transaction around us: the one statement is its own transaction
+        # (autocommit), atomic on its own, and its lock is released the moment it
+        # commits, with no client round trip in between.
+        event_id, time, prev_hash, event_hash = _append(params)
+    event = AuditEvent(
+        id=event_id, time=time, actor=actor_obj, prev_hash=prev_hash, hash=event_hash, **fields
+    )
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
+
+
+def _append(params: list[Any]) -> tuple[int, Any, str, str]:
+    # Lock, read the previous event, hash and insert in one round trip (migration 0003).
+    with connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, params)
+        return cursor.fetchone()
 
 
 def labels_from_details(details: Mapping[str, Any]) -> list[str]:

@@ -216,3 +216,23 @@ def test_any_json_details_survive_the_database_and_still_verify(details):
     stored = AuditEvent.objects.get(id=event.id)
     assert stored.hash == compute_hash(**stored_fields(stored))
     assert stored.details == json.loads(canonical_details(details))
+
+
+def test_the_append_lock_is_held_until_the_transaction_ends():
+    """A second writer waits for this transaction, so it links to the committed event."""
+    from django.db import connection
+
+    from apps.audit.services import APPEND_LOCK_KEY
+
+    def lock_held() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                [APPEND_LOCK_KEY >> 32, APPEND_LOCK_KEY & 0xFFFFFFFF],
+            )
+            return cursor.fetchone()[0] == 1
+
+    assert not lock_held()
+    audit_record(actor=None, action="document.uploaded")
+    assert lock_held()  # the test's transaction is still open

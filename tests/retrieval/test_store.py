@@ -585,11 +585,16 @@ def test_the_owner_refuses_unfiltered_requests_on_the_wire(owner, ids):
 
 
 def test_edge_shard_keeps_filtered_search_exact(owner):
+    """Recall itself is measured at scale by bench/store.py; here: the settings stuck."""
+    from django.conf import settings
+
     from apps.retrieval.store.socket_client import SocketStore
 
     SocketStore(path=owner.socket, timeout=10).ensure_collection(dense_size=DENSE_SIZE)
-    config = json.loads((owner.data_dir / "enclave_chunks" / "edge_config.json").read_text())
+    shard = owner.data_dir / settings.QDRANT_COLLECTION
+    config = json.loads((shard / "edge_config.json").read_text())
     assert config["hnsw_config"]["full_scan_threshold"] == full_scan_threshold_kb(DENSE_SIZE)
+    assert config["optimizers"]["indexing_threshold"] == full_scan_threshold_kb(DENSE_SIZE)
     assert config.get("wal_enabled", True) is not False
     assert full_scan_threshold_kb(384) * 1024 // (384 * 4) >= 100_000
 

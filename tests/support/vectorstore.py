@@ -56,13 +56,17 @@ def start_vectorstore(
         if READY in Path(log_path).read_text(errors="replace"):
             return proc
         if proc.poll() is not None:
+            # The tail goes into the error, so the log file itself is not needed.
+            tail = _log_tail(proc)
+            Path(log_path).unlink(missing_ok=True)
             raise RuntimeError(
                 f"manage.py vectorstore exited with code {proc.returncode} before it was "
-                f"ready:\n{_log_tail(proc)}"
+                f"ready:\n{tail}"
             )
         time.sleep(0.05)
+    tail = _log_tail(proc)
     stop_vectorstore(proc, sig=signal.SIGKILL)
-    raise RuntimeError(f"manage.py vectorstore not ready after {timeout} s:\n{_log_tail(proc)}")
+    raise RuntimeError(f"manage.py vectorstore not ready after {timeout} s:\n{tail}")
 
 
 def stop_vectorstore(
@@ -79,7 +83,8 @@ def stop_vectorstore(
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
-    # Keep the log of an owner that stopped on its own terms badly; drop the others.
+    # A clean exit, or the SIGKILL we sent, leaves nothing worth reading; any other exit
+    # keeps its log at proc.log_path for whoever investigates.
     expected = {0, -signal.SIGKILL} if sig == signal.SIGKILL else {0}
     if proc.returncode in expected and getattr(proc, "log_path", None):
         Path(proc.log_path).unlink(missing_ok=True)

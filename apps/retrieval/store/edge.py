@@ -46,11 +46,15 @@ def _engine() -> Any:
 class EdgeStore:
     """One shard directory = our one collection.
 
-    Thread safety: measured with qdrant-edge 0.9.0, concurrent `query` calls from several
-    threads while two threads upsert run without errors, so reads are not serialised.
-    Writes (upsert, delete, set_payload, index creation, optimize, close) take one lock:
-    the order of operations in the WAL is then the order in which they were acknowledged,
-    and close() never races a half-applied update.
+    Thread safety, measured with qdrant-edge 0.9.0: concurrent `query` calls from several
+    threads while two threads upsert run without errors or wrong counts, so reads are not
+    serialised. Writes (upsert, delete, set_payload, index creation, optimize, close) take
+    one lock: the order of operations in the WAL is then the order in which they were
+    acknowledged, and close() never races a half-applied update.
+
+    The engine holds the GIL for the whole of each call (a Python thread got no time
+    during an 11 s optimize()), so while optimize() runs the owner answers nobody; see
+    the indexing threshold in _create, which keeps optimize() short.
     """
 
     def __init__(self, *, path: Path) -> None:
@@ -109,6 +113,13 @@ class EdgeStore:
             # so that filtered searches stay exact (see EXACT_SEARCH_POINTS).
             hnsw_config=q.HnswIndexConfig(
                 m=16, ef_construct=100, full_scan_threshold=full_scan_threshold_kb(dense_size)
+            ),
+            # A segment smaller than the full-scan threshold never uses its HNSW graph (every
+            # filtered search in it is exact), so building one there only burns CPU, and
+            # qdrant-edge holds the GIL while optimize() builds: the owner answers nobody
+            # meanwhile. Index only segments big enough for the graph to be used.
+            optimizers=q.EdgeOptimizersConfig(
+                indexing_threshold=full_scan_threshold_kb(dense_size)
             ),
             # wal_enabled is left at its default (on): acknowledged writes must survive a
             # crash of the owner, and the engine fixes it at creation anyway.
@@ -228,6 +239,8 @@ class EdgeStore:
             self._call("update payloads", lambda: shard.update(op))
 
     def optimize(self) -> None:
+        if self._shard is None:
+            return  # nothing stored yet, nothing to optimise
         with self._writing() as shard:
             self._call("optimize its segments", shard.optimize)
 

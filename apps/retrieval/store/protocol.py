@@ -7,7 +7,7 @@ catch `StoreError` without paying for qdrant-client or qdrant-edge.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -81,9 +81,25 @@ class Filter:
 
     must: Mapping[str, Sequence[int | str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A private copy with tuple values: the filter cannot change after it was built
+        # (a caller appending to its list later), and equal filters compare and hash equal.
+        # Any iterable of values (a list, a set, a QuerySet of ids) becomes a tuple; a
+        # string or anything else is kept as given, for require() to refuse.
+        frozen = {
+            name: tuple(values)
+            if isinstance(values, Iterable) and not isinstance(values, str | bytes | Mapping)
+            else values
+            for name, values in dict(self.must).items()
+        }
+        object.__setattr__(self, "must", frozen)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((str(k), repr(v)) for k, v in self.must.items())))
+
     @classmethod
     def of(cls, **fields: Sequence[int | str]) -> Filter:
-        return cls(must={name: tuple(values) for name, values in fields.items()})
+        return cls(must=fields)
 
     def require(self, what: str) -> dict[str, list[int] | list[str]]:
         """The validated conditions, or StoreError: the store fails closed.
@@ -153,7 +169,10 @@ class VectorStore(Protocol):
 
     def scroll(
         self, flt: Filter, *, limit: int, offset: str | None = None
-    ) -> tuple[list[ScoredPoint], str | None]: ...
+    ) -> tuple[list[ScoredPoint], str | None]:
+        """One page in point-id order and the offset of the next (None at the end).
+        Scrolled points carry score 0.0: there is no query to score against."""
+        ...
 
     def optimize(self) -> None: ...
 

@@ -161,6 +161,11 @@ class ServerStore:
                         hnsw_config=models.HnswConfigDiff(
                             full_scan_threshold=full_scan_threshold_kb(dense_size)
                         ),
+                        # No HNSW graph for segments too small for it to be used (see
+                        # EdgeStore): the server's indexing CPU goes where it matters.
+                        optimizers_config=models.OptimizersConfigDiff(
+                            indexing_threshold=full_scan_threshold_kb(dense_size)
+                        ),
                     ),
                 )
             except StoreUnavailable:

@@ -58,7 +58,11 @@ class FrameError(Exception):
 def pack(obj: Any) -> bytes:
     import msgpack
 
-    body = msgpack.packb(obj, use_bin_type=True)
+    try:
+        body = msgpack.packb(obj, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as err:
+        # e.g. a datetime or a set in a payload: only JSON-like values can be stored.
+        raise StoreError(f"cannot send this to the vector store: {err}") from err
     if len(body) > MAX_FRAME:
         raise StoreError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
     return HEADER.pack(len(body)) + body
