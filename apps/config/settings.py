@@ -122,6 +122,35 @@ VECTOR_SOCKET = Path(env.str("VECTOR_SOCKET", default=str(VAR_DIR / "vectorstore
 VECTOR_TIMEOUT_SECONDS = env.float("VECTOR_TIMEOUT_SECONDS", default=30.0)
 RRF_K = env.int("RRF_K", default=60)
 
+# --- Retrieval (apps/retrieval/search.py; values measured, see README "Retrieval") -----
+RETRIEVAL_K = env.int("RETRIEVAL_K", default=6)
+RETRIEVAL_MODE = env.str("RETRIEVAL_MODE", default="hybrid")
+RETRIEVAL_FUSION = env.str("RETRIEVAL_FUSION", default="weighted")
+RETRIEVAL_CANDIDATES = env.int("RETRIEVAL_CANDIDATES", default=100)
+RETRIEVAL_DENSE_WEIGHT = env.float("RETRIEVAL_DENSE_WEIGHT", default=0.5)
+RETRIEVAL_MIN_SCORE = env.float("RETRIEVAL_MIN_SCORE", default=0.3)
+for _name, _ok, _want in (
+    ("RETRIEVAL_K", 1 <= RETRIEVAL_K <= 1000, "an integer from 1 to 1000"),
+    ("RETRIEVAL_MODE", RETRIEVAL_MODE in ("hybrid", "dense", "sparse"), "hybrid, dense or sparse"),
+    (
+        "RETRIEVAL_FUSION",
+        RETRIEVAL_FUSION in ("weighted", "rrf", "rrf-store", "rescue"),
+        "weighted, rrf, rrf-store or rescue",
+    ),
+    ("RETRIEVAL_CANDIDATES", 1 <= RETRIEVAL_CANDIDATES <= 1000, "an integer from 1 to 1000"),
+    ("RETRIEVAL_DENSE_WEIGHT", 0.0 <= RETRIEVAL_DENSE_WEIGHT <= 1.0, "a number from 0 to 1"),
+    ("RETRIEVAL_MIN_SCORE", -1.0 <= RETRIEVAL_MIN_SCORE <= 1.0, "a cosine from -1 to 1"),
+    ("RRF_K", RRF_K >= 1, "a positive integer"),
+    ("CHUNK_SIZE_TOKENS", CHUNK_SIZE_TOKENS >= 16, "an integer of at least 16"),
+    (
+        "CHUNK_OVERLAP_TOKENS",
+        0 <= CHUNK_OVERLAP_TOKENS < CHUNK_SIZE_TOKENS,
+        "an integer from 0 to below CHUNK_SIZE_TOKENS",
+    ),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_want}")
+
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
