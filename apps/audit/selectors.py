@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -272,23 +273,34 @@ _KNOWN_LICENCES = (
     ("claude", "proprietary (Anthropic terms of use)"),
 )
 ALL_LABELS = ("public", "internal", "confidential", "restricted")
+ON_PREMISES = "on the premises"
 
 
 @dataclass
 class ModelCard:
     name: str
     purpose: str
-    where: str  # "on the premises" or "external: <provider>"
+    where: str  # ON_PREMISES or "external: <provider>"
     endpoint: str
     licence: str
     version: str
     labels: tuple[str, ...]
     questions_answered: int | None  # None: not a model that answers questions
+    calls: int = 0  # llm.call events naming it
     configured: bool = True
 
     @property
     def on_premises(self) -> bool:
-        return self.where == "on the premises"
+        return self.where == ON_PREMISES
+
+
+@dataclass
+class ModelRegister:
+    cards: list[ModelCard]
+    # Which events "questions answered" counts: "chat.answer" once answers name their
+    # model, "llm.call" before that (each call then stands for one answer).
+    answers_counted_from: str
+    upto_id: int
 
 
 def _licence(name: str) -> str:
@@ -306,25 +318,84 @@ def _package_version(package: str) -> str:
         return "unknown"
 
 
-def llm_call_counts() -> dict[tuple[str, str, str], int]:
-    """(where, provider, model) -> number of llm.call events."""
+# (action, where, provider, model, status) -> count. where is "external" or anything else
+# (local); status is a chat.answer's ("complete", "failed", …), "" where none is given.
+UsageKey = tuple[str, str, str, str, str]
+_USAGE_ACTIONS = ("llm.call", "chat.answer")
+MODEL_USAGE_CACHE_KEY = "audit:model-usage:v2"
+
+
+def _count_usage(after_id: int, upto_id: int) -> dict[UsageKey, int]:
+    if upto_id <= after_id:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT d->>'where', coalesce(d->>'provider', ''), coalesce(d->>'model', ''), "
-            "count(*) FROM (SELECT details_json::jsonb AS d FROM audit_auditevent "
-            "WHERE action = 'llm.call') AS calls GROUP BY 1, 2, 3"
+            "SELECT action, coalesce(d->>'where', ''), coalesce(d->>'provider', ''), "
+            "coalesce(d->>'model', ''), coalesce(d->>'status', ''), count(*) FROM ("
+            "SELECT action, details_json::jsonb AS d FROM audit_auditevent "
+            "WHERE action IN (%s, %s) AND id > %s AND id <= %s"
+            ") AS used GROUP BY 1, 2, 3, 4, 5",
+            [*_USAGE_ACTIONS, after_id, upto_id],
         )
-        return {(w or "", p, m): n for w, p, m, n in cursor.fetchall()}
+        return {(a, w, p, m, st): n for a, w, p, m, st, n in cursor.fetchall()}
 
 
-def model_register() -> list[ModelCard]:
+def model_usage_counts() -> tuple[dict[UsageKey, int], int]:
+    """How often each model was called and answered, and the last event id counted.
+
+    The trail only grows, so the counts up to an event never change: they are cached
+    with that event's id and hash, and each later call only counts the events after it
+    (one index range scan), instead of parsing every llm.call of a million-row trail on
+    every page view. A cached event whose hash no longer matches (a test database
+    flushed and refilled) means counting from the start again.
+    """
+    upto = last_event_id()
+    cached = cache.get(MODEL_USAGE_CACHE_KEY)
+    counts: dict[UsageKey, int] = {}
+    after = 0
+    if cached and cached.get("upto", 0) <= upto:
+        still = AuditEvent.objects.filter(id=cached["upto"]).values_list("hash", flat=True).first()
+        if cached["upto"] == 0 or still == cached.get("hash"):
+            counts = {tuple(key): n for key, n in cached["counts"]}  # type: ignore[misc]
+            after = cached["upto"]
+    for key, n in _count_usage(after, upto).items():
+        counts[key] = counts.get(key, 0) + n
+    if upto != after or not cached:
+        upto_hash = AuditEvent.objects.filter(id=upto).values_list("hash", flat=True).first()
+        cache.set(
+            MODEL_USAGE_CACHE_KEY,
+            {"upto": upto, "hash": upto_hash, "counts": [[list(k), n] for k, n in counts.items()]},
+            timeout=None,
+        )
+    return counts, upto
+
+
+def model_register() -> ModelRegister:
     """Each model in use, where it runs, what it may see, and how often it answered.
 
     Built from settings (read with defaults, since the chat and routing features add
-    theirs over time) and completed from llm.call events, so a model that answered once
-    and was since unconfigured still appears.
+    theirs over time) and completed from llm.call and chat.answer events, so a model
+    that answered once and was since unconfigured still appears.
     """
-    counts = llm_call_counts()
+    counts, upto = model_usage_counts()
+    from_answers = any(a == "chat.answer" and m for (a, _, _, m, _) in counts)
+    counted_from = "chat.answer" if from_answers else "llm.call"
+
+    def used(action: str, *, external: bool, model: str) -> int:
+        return sum(
+            n
+            for (a, w, _, m, status), n in counts.items()
+            if a == action
+            and m == model
+            and (w == "external") == external
+            # An answer that failed (the model errored before saying anything) answered
+            # nothing; an incomplete one did, in part.
+            and not (a == "chat.answer" and status == "failed")
+        )
+
+    def answered(*, external: bool, model: str) -> int:
+        return used(counted_from, external=external, model=model)
+
     cards: list[ModelCard] = []
 
     embedding = getattr(settings, "EMBEDDING_MODEL", "") or "all-MiniLM-L6-v2"
@@ -332,7 +403,7 @@ def model_register() -> list[ModelCard]:
         ModelCard(
             name=embedding,
             purpose="embeddings (ingestion and search)",
-            where="on the premises",
+            where=ON_PREMISES,
             endpoint="in the worker and web processes",
             licence=_licence(embedding),
             version=(
@@ -347,12 +418,11 @@ def model_register() -> list[ModelCard]:
 
     local_model = getattr(settings, "LOCAL_LLM_MODEL", "") or "SmolLM2-135M-Instruct"
     local_url = getattr(settings, "LOCAL_LLM_BASE_URL", "") or "llama.cpp server on this host"
-    used = sum(n for (w, _, m), n in counts.items() if w != "external" and m == local_model)
     cards.append(
         ModelCard(
             name=local_model,
             purpose="answers (default)",
-            where="on the premises",
+            where=ON_PREMISES,
             endpoint=local_url,
             licence=_licence(local_model),
             version=(
@@ -361,7 +431,8 @@ def model_register() -> list[ModelCard]:
                 else "as served locally"
             ),
             labels=ALL_LABELS,
-            questions_answered=used,
+            questions_answered=answered(external=False, model=local_model),
+            calls=used("llm.call", external=False, model=local_model),
         )
     )
 
@@ -369,7 +440,6 @@ def model_register() -> list[ModelCard]:
     external_model = getattr(settings, "EXTERNAL_LLM_MODEL", "")
     external_provider = getattr(settings, "EXTERNAL_LLM_KIND", "") or "external"
     if external_model:
-        used = sum(n for (w, _, m), n in counts.items() if w == "external" and m == external_model)
         cards.append(
             ModelCard(
                 name=external_model,
@@ -379,27 +449,35 @@ def model_register() -> list[ModelCard]:
                 licence=_licence(external_model),
                 version="as served by the provider",
                 labels=external_labels,
-                questions_answered=used,
+                questions_answered=answered(external=True, model=external_model),
+                calls=used("llm.call", external=True, model=external_model),
             )
         )
 
     known = {(c.on_premises, c.name) for c in cards}
-    for (where, provider, model), n in sorted(counts.items()):
+    providers: dict[tuple[bool, str], str] = {}
+    for _, where, provider, model, _ in sorted(counts):
+        if model and provider:
+            providers.setdefault((where != "external", model), provider)
+    for _, where, _, model, _ in sorted(counts):
         on_premises = where != "external"
         if not model or (on_premises, model) in known:
             continue
+        external = not on_premises
+        provider = providers.get((on_premises, model), "")
         cards.append(
             ModelCard(
                 name=model,
                 purpose="answers (seen in the audit trail, not configured now)",
-                where="on the premises" if on_premises else f"external: {provider or '?'}",
+                where=ON_PREMISES if on_premises else f"external: {provider or '?'}",
                 endpoint="",
                 licence=_licence(model),
                 version="unknown",
                 labels=ALL_LABELS if on_premises else external_labels,
-                questions_answered=n,
+                questions_answered=answered(external=external, model=model),
+                calls=used("llm.call", external=external, model=model),
                 configured=False,
             )
         )
         known.add((on_premises, model))
-    return cards
+    return ModelRegister(cards=cards, answers_counted_from=counted_from, upto_id=upto)

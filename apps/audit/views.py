@@ -177,4 +177,5 @@ def verify(request: HttpRequest) -> HttpResponse:
 @require_GET
 @compliance_required
 def models_register(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/models.html", {"cards": selectors.model_register()})
+    register = selectors.model_register()
+    return render(request, "audit/models.html", {"cards": register.cards, "register": register})

