@@ -101,3 +101,32 @@ def fixture_dir(tmp_path: Path) -> Path:
     path = tmp_path / "files"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def live_llm(enclave_env, tmp_path_factory) -> Iterator[dict]:
+    """The real llama.cpp server with the packaged SmolLM2 model, for the whole session.
+
+    A dict: {"proc", "port", "base_url"}; a test that kills the server restarts it with
+    `restart_llm(holder)` before it ends, so later tests find it up.
+    """
+    from django.conf import settings
+
+    from tests.support.llm import free_port, start_llm_server, stop_llm_server
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("llm") / "llm.log"
+    proc = start_llm_server(port=port, log=log, env=enclave_env)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    saved = settings.LOCAL_LLM_BASE_URL
+    settings.LOCAL_LLM_BASE_URL = base_url
+    holder = {"proc": proc, "port": port, "base_url": base_url, "log": log}
+    yield holder
+    settings.LOCAL_LLM_BASE_URL = saved
+    stop_llm_server(holder["proc"])
+
+
+def restart_llm(holder: dict) -> None:
+    from tests.support.llm import start_llm_server
+
+    holder["proc"] = start_llm_server(port=holder["port"], log=holder["log"])

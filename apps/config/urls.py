@@ -8,6 +8,7 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("chat/", include("apps.assistant.urls")),
     path("knowledge/", include("apps.knowledge.urls")),
     path("audit/", include("apps.audit.urls")),
     path("django-admin/", admin.site.urls),

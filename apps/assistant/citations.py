@@ -1,0 +1,123 @@
+"""From the model's [n] marks to citations, and from an answer's text to safe HTML.
+
+The model's output is untrusted like the documents it read: markdown is rendered with raw
+HTML disabled and the result is cleaned by nh3 with a short allow-list, so neither the
+model nor a document can put a script, a form or a foreign link on the page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+_MARK = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+ALLOWED_TAGS = {
+    "p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "blockquote",
+    "h1", "h2", "h3", "h4", "table", "thead", "tbody", "tr", "th", "td", "a", "span",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "class", "title"}, "span": {"class"}}
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every passage number the text cites, in order of first mention."""
+    seen: list[int] = []
+    for match in _MARK.finditer(text):
+        for part in match.group(1).split(","):
+            n = int(part)
+            if n not in seen:
+                seen.append(n)
+    return seen
+
+
+def extract_citations(text: str, passages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The passages the answer cites; a number that names no passage is dropped."""
+    by_number = {p["n"]: p for p in passages}
+    return [by_number[n] for n in cited_numbers(text) if n in by_number]
+
+
+# A sentence: up to its end mark and any closing quote or bracket, then the spaces.
+_SENTENCE = re.compile(r"[^.!?]*(?:[.!?]+[\"'”’)\]]*|$)\s*")
+_WORD = re.compile(r"[^\W_]{3,}")
+_STOP = frozenset(
+    "the and for are but not you all any can had her was one our out has have this that with "
+    "from they will would there their what when which who why how its into than then them "
+    "these those been being were does did also only such some more most other about over "
+    "passage passages document documents context question answer".split()
+)
+# A sentence is attributed to a passage when at least this share of its content words
+# appear in the passage.
+ATTRIBUTION_MIN_OVERLAP = 0.5
+ATTRIBUTION_MIN_WORDS = 3
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
+    """Add [n] to each sentence that restates a passage, for answers that cite nothing.
+
+    Small local models often answer from the passages without writing [n]. A sentence
+    most of whose content words come from one passage gets that passage's number, so
+    the reader can still check it; a sentence that matches no passage gets nothing.
+    """
+    words = {p["n"]: _content_words(p["text"]) for p in passages}
+    out = []
+    for sentence in _SENTENCE.findall(text):
+        if not sentence:
+            continue
+        mine = _content_words(sentence)
+        best, share = None, 0.0
+        if len(mine) >= ATTRIBUTION_MIN_WORDS:
+            for n, theirs in words.items():
+                overlap = len(mine & theirs) / len(mine)
+                if overlap > share:
+                    best, share = n, overlap
+        if best is not None and share >= ATTRIBUTION_MIN_OVERLAP:
+            stripped = sentence.rstrip()
+            end = len(stripped)
+            while end and stripped[end - 1] in ".!?\"'”’)]":
+                end -= 1
+            sentence = f"{stripped[:end]} [{best}]{stripped[end:]}{sentence[len(stripped):]}"
+        out.append(sentence)
+    return "".join(out)
+
+
+def render_answer(
+    text: str, *, passages: Sequence[dict[str, Any]], link: Callable[[int], str]
+) -> str:
+    """Sanitised HTML for an answer; each valid [n] becomes a link to its passage."""
+    import nh3
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": False}).render(text)
+    valid = {p["n"]: p for p in passages}
+
+    def linkify(match: re.Match[str]) -> str:
+        parts = []
+        for raw in match.group(1).split(","):
+            n = int(raw)
+            passage = valid.get(n)
+            if passage is None:
+                parts.append(f"[{n}]")  # a number that names no passage stays plain text
+                continue
+            title = passage.get("title", "")
+            parts.append(f'<a class="cite" href="{link(n)}" title="{_attr(title)}">[{n}]</a>')
+        return "".join(parts)
+
+    html = _MARK.sub(linkify, html)
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def _attr(value: str) -> str:
+    return (
+        value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+    )

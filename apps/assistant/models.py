@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["user", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or "New conversation"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", "Streaming"
+        COMPLETE = "complete", "Complete"
+        # The stream stopped before the model finished (server killed, timeout mid-way).
+        INCOMPLETE = "incomplete", "Incomplete"
+        # Nothing came back from the model at all.
+        FAILED = "failed", "Failed"
+        # Nothing readable or relevant was found; the model was not asked.
+        NO_CONTEXT = "no_context", "No relevant documents"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    # Where the answer came from, as shown under it.
+    model_name = models.CharField(max_length=200, blank=True)
+    model_where = models.CharField(max_length=16, blank=True)  # "local" | "external"
+    model_display = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    # The numbered passages the model was given: n, chunk_id, document_id, collection_id,
+    # title, section, page, char_start, char_end, label, score.
+    passages = models.JSONField(default=list, blank=True)
+    # The subset of passages the answer cites, in order of first mention.
+    citations = models.JSONField(default=list, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    feedback = models.SmallIntegerField(null=True, blank=True)  # +1 / -1
+    feedback_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

@@ -1,0 +1,20 @@
+"""How answers look on the page."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from apps.assistant.models import Message
+
+
+def answer_html(message: Message) -> str:
+    """The answer as sanitised HTML with each valid [n] linked to its passage."""
+    from apps.assistant.citations import render_answer
+
+    if not message.content:
+        return ""
+
+    def link(n: int) -> str:
+        return reverse("assistant:passage", args=[message.pk, n])
+
+    return render_answer(message.content, passages=message.passages, link=link)

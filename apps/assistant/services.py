@@ -1,0 +1,367 @@
+"""Asking a question: retrieve what the asker may read, prompt the local model, stream,
+cite, record. Every step that matters writes its audit event in the same transaction as
+the row it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.assistant.models import Conversation, Message
+from apps.audit.services import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from apps.retrieval.search import Retrieval
+
+log = logging.getLogger(__name__)
+
+SEARCH_UNAVAILABLE = (
+    "Search is unavailable right now (the document index is not answering), so I cannot "
+    "look anything up. Your question is kept; try again in a minute."
+)
+NO_COLLECTIONS = (
+    "No documents are available to you yet: none of your groups has been given a "
+    "collection. A knowledge admin can grant one."
+)
+NOTHING_RELEVANT = (
+    "I found nothing in the documents you can read that answers this, so I will not guess. "
+    "Try other words, or ask a knowledge admin whether the document exists."
+)
+
+
+class QuestionRejected(ValueError):
+    """The question cannot be asked as it is; str() says why, for the asker."""
+
+
+@dataclass
+class StreamEvent:
+    kind: str  # "meta" | "token" | "done"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def question_clean(question: str) -> str:
+    text = (question or "").strip()
+    if not text:
+        raise QuestionRejected("Type a question first.")
+    limit = settings.QUESTION_MAX_CHARS
+    if len(text) > limit:
+        raise QuestionRejected(
+            f"Your question is {len(text):,} characters long; the limit is {limit:,}. "
+            "Shorten it, or split it into several questions."
+        )
+    return text
+
+
+def conversation_create(*, user: AbstractBaseUser) -> Conversation:
+    return Conversation.objects.create(user=user)
+
+
+def _history(conversation: Conversation, before: Message) -> list[dict[str, str]]:
+    """Earlier complete turns, oldest first, as the model's messages."""
+    turns: list[dict[str, str]] = []
+    for message in conversation.messages.filter(created_at__lt=before.created_at).exclude(
+        pk=before.pk
+    ):
+        if message.role == Message.Role.USER:
+            turns.append({"role": "user", "content": message.content})
+        elif message.status == Message.Status.COMPLETE and message.content:
+            turns.append({"role": "assistant", "content": message.content})
+    return turns
+
+
+def _passage(hit: Any) -> dict[str, Any]:
+    return {
+        "chunk_id": hit.chunk_id,
+        "document_id": hit.document_id,
+        "collection_id": hit.collection_id,
+        "title": hit.title,
+        "section": hit.section,
+        "text": hit.text,
+        "page": hit.page,
+        "char_start": hit.char_start,
+        "char_end": hit.char_end,
+        "label": hit.label,
+        "score": round(float(hit.score), 6),
+    }
+
+
+def _public(passage: dict[str, Any]) -> dict[str, Any]:
+    """A passage as it goes into the audit trail and to the page: no text."""
+    return {k: v for k, v in passage.items() if k != "text"}
+
+
+def payload_sha256(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def ask(
+    *, user: AbstractBaseUser, conversation: Conversation, question: str
+) -> Iterator[StreamEvent]:
+    """Answer `question` in `conversation`, yielding events as the answer streams.
+
+    The question is stored before anything can fail, so it is never lost. Failures of
+    search or of the model end the stream with a message for the asker, not an error.
+    """
+    from apps.retrieval.search import retrieve
+    from apps.retrieval.store import StoreError
+
+    question = question_clean(question)
+    conv_id = str(conversation.pk)
+    with transaction.atomic():
+        asked = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=question
+        )
+        if not conversation.title:
+            conversation.title = question[:120]
+        conversation.save(update_fields=["title", "updated_at"])
+        audit_record(
+            actor=user,
+            action="chat.question",
+            target=conversation,
+            details={"conversation_id": conv_id, "message_id": asked.pk, "question": question},
+        )
+
+    try:
+        found: Retrieval | None = retrieve(user=user, question=question)
+    except StoreError as err:
+        log.warning("retrieval failed: %s", err)
+        found = None
+    if found is None:
+        yield from _finish_without_model(user, conversation, asked, SEARCH_UNAVAILABLE, "failed")
+        return
+    passages = [_passage(hit) for hit in found.hits]
+    audit_record(
+        actor=user,
+        action="chat.retrieval",
+        target=conversation,
+        details={
+            "conversation_id": conv_id,
+            "message_id": asked.pk,
+            "mode": found.mode,
+            "collections_searched": len(found.collection_ids),
+            "relevant": found.relevant,
+            "chunks": [_public(p) for p in passages],
+            "documents": sorted({p["document_id"] for p in passages}),
+        },
+    )
+    if not found.collection_ids:
+        yield from _finish_without_model(user, conversation, asked, NO_COLLECTIONS, "no_context")
+        return
+    if not found.hits or not found.relevant:
+        yield from _finish_without_model(
+            user, conversation, asked, NOTHING_RELEVANT, "no_context"
+        )
+        return
+    yield from _answer_locally(user, conversation, asked, question, passages)
+
+
+def _finish_without_model(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    text: str,
+    status: str,
+) -> Iterator[StreamEvent]:
+    with transaction.atomic():
+        reply = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            reply_to=asked,
+            status=status,
+            content="" if status == Message.Status.FAILED else text,
+            error=text if status == Message.Status.FAILED else "",
+        )
+        audit_record(
+            actor=user,
+            action="chat.answer",
+            target=conversation,
+            details={
+                "conversation_id": str(conversation.pk),
+                "message_id": reply.pk,
+                "status": status,
+                "citations": [],
+                "model": "",
+            },
+        )
+    yield StreamEvent("meta", {"message_id": reply.pk, "model": "", "passages": 0})
+    yield StreamEvent("done", _done_data(reply))
+
+
+def _answer_locally(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    question: str,
+    passages: list[dict[str, Any]],
+) -> Iterator[StreamEvent]:
+    from apps.assistant.citations import extract_citations
+    from apps.assistant.prompt import build_prompt
+    from apps.assistant.tokens import count_message_tokens
+    from apps.routing.llm import ModelUnavailable, StreamResult, local_endpoint, stream_chat
+
+    endpoint = local_endpoint()
+    prompt = build_prompt(
+        question=question,
+        passages=passages,
+        history=_history(conversation, asked),
+        count=count_message_tokens,
+        context_window=settings.LOCAL_LLM_CONTEXT,
+        answer_tokens=settings.LOCAL_LLM_MAX_TOKENS,
+    )
+    body = {
+        "model": endpoint.model,
+        "messages": prompt.messages,
+        "max_tokens": settings.LOCAL_LLM_MAX_TOKENS,
+        "temperature": 0.0,
+    }
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=asked,
+        status=Message.Status.STREAMING,
+        model_name=endpoint.model,
+        model_where=endpoint.where,
+        model_display=endpoint.display,
+        passages=prompt.passages,
+        prompt_tokens=prompt.tokens,
+    )
+    yield StreamEvent(
+        "meta",
+        {
+            "message_id": reply.pk,
+            "model": endpoint.display,
+            "where": endpoint.where,
+            "passages": len(prompt.passages),
+        },
+    )
+    result = StreamResult()
+    error = ""
+    try:
+        for piece in stream_chat(
+            endpoint, prompt.messages, max_tokens=settings.LOCAL_LLM_MAX_TOKENS, result=result
+        ):
+            yield StreamEvent("token", {"text": piece})
+    except ModelUnavailable as err:
+        error = str(err)
+    finally:
+        # Also runs when the browser goes away mid-stream (GeneratorExit): what arrived
+        # is kept, marked incomplete, and recorded.
+        if not error and result.finish_reason not in ("stop", "length"):
+            error = "The answer stopped before the model finished."
+        _record_answer(user, conversation, reply, result, error, body, extract_citations)
+    yield StreamEvent("done", _done_data(reply))
+
+
+def _record_answer(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    reply: Message,
+    result: Any,
+    error: str,
+    body: dict[str, Any],
+    extract_citations: Any,
+) -> None:
+    from apps.assistant.citations import attribute
+
+    reply.content = result.text
+    reply.citations = [{**c, "by": "model"} for c in extract_citations(result.text, reply.passages)]
+    if not reply.citations and result.text:
+        # The model used the passages without numbering them: match its sentences.
+        reply.content = attribute(result.text, reply.passages)
+        reply.citations = [
+            {**c, "by": "match"} for c in extract_citations(reply.content, reply.passages)
+        ]
+    reply.completion_tokens = result.completion_tokens
+    reply.first_token_ms = (
+        round(result.first_token_s * 1000) if result.first_token_s is not None else None
+    )
+    if error:
+        reply.status = Message.Status.INCOMPLETE if result.text else Message.Status.FAILED
+        reply.error = error
+    else:
+        reply.status = Message.Status.COMPLETE
+    conv_id = str(conversation.pk)
+    with transaction.atomic():
+        reply.save()
+        audit_record(
+            actor=user,
+            action="llm.call",
+            target=conversation,
+            details={
+                "conversation_id": conv_id,
+                "message_id": reply.pk,
+                "where": reply.model_where,
+                "provider": "local",
+                "model": reply.model_name,
+                "payload_sha256": payload_sha256(body),
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "latency_ms": round(result.total_s * 1000),
+                "first_token_ms": reply.first_token_ms,
+                "cost": 0,
+                "outcome": "ok" if not error else reply.status,
+                "error": error,
+            },
+        )
+        audit_record(
+            actor=user,
+            action="chat.answer",
+            target=conversation,
+            details={
+                "conversation_id": conv_id,
+                "message_id": reply.pk,
+                "status": reply.status,
+                "model": reply.model_name,
+                "where": reply.model_where,
+                "citations": [
+                    {k: c[k] for k in ("n", "chunk_id", "document_id", "label", "by")}
+                    for c in reply.citations
+                ],
+            },
+        )
+
+
+def _done_data(reply: Message) -> dict[str, Any]:
+    from apps.assistant.presenters import answer_html
+
+    return {
+        "message_id": reply.pk,
+        "status": reply.status,
+        "html": answer_html(reply),
+        "error": reply.error,
+        "citations": [_public(c) for c in reply.citations],
+        "model": reply.model_display,
+        "where": reply.model_where,
+    }
+
+
+def message_feedback(*, user: AbstractBaseUser, message: Message, value: int) -> Message:
+    if value not in (1, -1):
+        raise ValueError("feedback is +1 or -1")
+    with transaction.atomic():
+        message.feedback = value
+        message.feedback_at = timezone.now()
+        message.save(update_fields=["feedback", "feedback_at"])
+        audit_record(
+            actor=user,
+            action="chat.feedback",
+            target=message.conversation,
+            details={
+                "conversation_id": str(message.conversation_id),
+                "message_id": message.pk,
+                "value": "up" if value == 1 else "down",
+            },
+        )
+    return message

@@ -1,0 +1,95 @@
+"""The chat pages: thin, they call services and selectors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.accounts.roles import PERM_USE_ASSISTANT
+from apps.assistant import selectors, services
+from apps.assistant.presenters import answer_html
+
+assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=True)
+
+
+@login_required
+@assistant_required
+@require_GET
+def chat(request: HttpRequest, conversation_id: str | None = None) -> HttpResponse:
+    conversation = (
+        selectors.conversation_for(request.user, conversation_id) if conversation_id else None
+    )
+    messages = list(conversation.messages.all()) if conversation else []
+    for message in messages:
+        message.html = answer_html(message) if message.role == "assistant" else ""
+    return render(
+        request,
+        "assistant/chat.html",
+        {
+            "conversation": conversation,
+            "conversations": selectors.conversations_of(request.user)[:50],
+            "chat_messages": messages,
+            "question_max_chars": services.settings.QUESTION_MAX_CHARS,
+        },
+    )
+
+
+def _sse(conversation_id: str, events: Iterator[services.StreamEvent]) -> Iterator[bytes]:
+    # A first comment line makes proxies and the browser start the stream at once.
+    yield b": stream open\n\n"
+    for event in events:
+        data = {**event.data, "conversation_id": conversation_id}
+        yield f"event: {event.kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@login_required
+@assistant_required
+@require_POST
+def ask(request: HttpRequest) -> HttpResponse:
+    try:
+        question = services.question_clean(request.POST.get("question", ""))
+    except services.QuestionRejected as err:
+        return JsonResponse({"error": str(err)}, status=400)
+    raw_id = request.POST.get("conversation") or ""
+    if raw_id:
+        try:
+            conversation = selectors.conversation_for(request.user, raw_id)
+        except (Http404, ValueError):
+            return JsonResponse({"error": "That conversation does not exist."}, status=404)
+    else:
+        conversation = services.conversation_create(user=request.user)
+    events = services.ask(user=request.user, conversation=conversation, question=question)
+    response = StreamingHttpResponse(
+        _sse(str(conversation.pk), events), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not hold the stream back
+    return response
+
+
+@login_required
+@assistant_required
+@require_GET
+def passage(request: HttpRequest, message_id: int, n: int) -> HttpResponse:
+    message = selectors.message_for(request.user, message_id)
+    found = selectors.cited_passage(request.user, message, n)
+    if found is None:
+        raise Http404("This passage is not available to you.")
+    return render(request, "assistant/passage.html", {"p": found, "message": message})
+
+
+@login_required
+@assistant_required
+@require_POST
+def feedback(request: HttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_for(request.user, message_id)
+    value = {"up": 1, "down": -1}.get(request.POST.get("value", ""))
+    if value is None:
+        return JsonResponse({"error": "Feedback is 'up' or 'down'."}, status=400)
+    services.message_feedback(user=request.user, message=message, value=value)
+    return JsonResponse({"ok": True, "value": request.POST["value"]})

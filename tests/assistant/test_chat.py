@@ -1,0 +1,239 @@
+"""Asking questions end to end: real worker, vector store owner and llama.cpp server."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from django.urls import reverse
+
+from apps.accounts.roles import COMPLIANCE_OFFICER, EMPLOYEE
+from apps.assistant import services as chat
+from apps.assistant.models import Message
+from apps.audit.models import AuditEvent
+from apps.knowledge import services
+from apps.knowledge.models import Label
+from tests.conftest import restart_llm, wait_for_documents
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("live_worker", "live_llm"),
+]
+
+VACATION = (
+    "# Vacation policy\n\n## Vacation days\n\n"
+    "New employees get 25 vacation days per year. Unused vacation days can be carried over "
+    "until March 31 of the next year. Vacation requests go to your manager at least two "
+    "weeks ahead.\n"
+)
+BLUEBIRD = (
+    "# Project Bluebird\n\n## Budget\n\n"
+    "The Bluebird acquisition budget is 4.2 million euros, approved by the board in May. "
+    "Vacation for the Bluebird team is frozen until the deal closes.\n"
+)
+
+
+def _employee(name: str, *groups: Group) -> User:
+    user = User.objects.create_user(name, password=f"pw-{name}-1")
+    user.groups.add(Group.objects.get(name=EMPLOYEE), *groups)
+    return user
+
+
+def _ingest(name: str, group: Group, filename: str, body: str, label: str):
+    collection = services.collection_create(
+        name=name, actor=None, default_label=label, groups=[group]
+    )
+    doc, _ = services.document_create(
+        collection=collection, upload=ContentFile(body.encode(), name=filename), user=None
+    )
+    return collection, doc
+
+
+@pytest.fixture
+def world():
+    """Two groups, one collection each, and one employee in each (plus one in none)."""
+    hr, deals = Group.objects.create(name="HR readers"), Group.objects.create(name="Deal team")
+    hr_coll, hr_doc = _ingest("Handbook", hr, "vacation.md", VACATION, Label.INTERNAL)
+    deal_coll, deal_doc = _ingest("Deals", deals, "bluebird.md", BLUEBIRD, Label.CONFIDENTIAL)
+    docs = wait_for_documents([hr_doc.pk, deal_doc.pk])
+    assert {d.status for d in docs.values()} == {"indexed"}, docs
+    return {
+        "alice": _employee("alice", hr),
+        "bob": _employee("bob", deals),
+        "carol": _employee("carol"),
+        "hr": hr,
+        "hr_doc": docs[hr_doc.pk],
+        "deal_doc": docs[deal_doc.pk],
+        "hr_coll": hr_coll,
+        "deal_coll": deal_coll,
+    }
+
+
+def _ask(client, user: User, question: str, conversation: str = "") -> list[tuple[str, dict]]:
+    client.force_login(user)
+    resp = client.post(reverse("assistant:ask"), {"question": question, "conversation": conversation})
+    assert resp.status_code == 200, resp.content
+    assert resp["Content-Type"].startswith("text/event-stream")
+    body = b"".join(resp.streaming_content).decode()
+    events = []
+    for block in body.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def _done(events) -> dict:
+    done = [data for kind, data in events if kind == "done"]
+    assert len(done) == 1, events
+    return done[0]
+
+
+def _events(action: str, conversation_id: str) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(action=action, conversation_id=conversation_id).order_by("id")
+    )
+
+
+def test_answer_streams_and_cites_only_chunks_that_were_in_the_prompt(client, world):
+    events = _ask(client, world["alice"], "How many vacation days do new employees get?")
+    tokens = [data["text"] for kind, data in events if kind == "token"]
+    assert len(tokens) > 3  # streamed piece by piece, not in one block
+    done = _done(events)
+    assert done["status"] == "complete", done
+    reply = Message.objects.get(pk=done["message_id"])
+    assert reply.content.startswith("".join(tokens)[:20])
+    assert reply.model_where == "local" and "SmolLM2" in reply.model_display
+
+    retrieved = _events("chat.retrieval", done["conversation_id"])[0].details["chunks"]
+    retrieved_ids = {c["chunk_id"] for c in retrieved}
+    prompt_ids = {p["chunk_id"] for p in reply.passages}
+    assert prompt_ids and prompt_ids <= retrieved_ids
+    assert reply.citations, reply.content
+    for citation in reply.citations:
+        assert citation["chunk_id"] in prompt_ids
+        assert citation["document_id"] == world["hr_doc"].pk
+    # The page shows the answer with each [n] linked to its passage...
+    n = reply.citations[0]["n"]
+    link = reverse("assistant:passage", args=[reply.pk, n])
+    assert f'href="{link}"' in done["html"]
+    page = client.get(link)
+    assert page.status_code == 200
+    # ...and the link lands on the cited text, highlighted.
+    passage = next(p for p in reply.passages if p["n"] == n)
+    text = world["hr_doc"].text[passage["char_start"] : passage["char_end"]]
+    assert "25 vacation days" in text
+    assert f'<mark id="passage">{text}' in page.content.decode()
+
+    # The chain from question to citations is in the audit trail, in order.
+    actions = [
+        e.action
+        for e in AuditEvent.objects.filter(conversation_id=done["conversation_id"]).order_by("id")
+    ]
+    assert actions == ["chat.question", "chat.retrieval", "llm.call", "chat.answer"]
+    llm = _events("llm.call", done["conversation_id"])[0].details
+    assert llm["where"] == "local" and len(llm["payload_sha256"]) == 64
+    assert llm["completion_tokens"] > 0
+
+
+def test_a_user_never_receives_anything_from_another_groups_collections(client, world):
+    events = _ask(client, world["bob"], "How many vacation days do new employees get?")
+    done = _done(events)
+    raw = json.dumps(events)
+    assert "25 vacation days" not in raw and "vacation.md" not in raw
+    for chunk in _events("chat.retrieval", done["conversation_id"])[0].details["chunks"]:
+        assert chunk["collection_id"] == world["deal_coll"].pk
+    reply = Message.objects.get(pk=done["message_id"])
+    assert all(p["collection_id"] == world["deal_coll"].pk for p in reply.passages)
+    # Bob cannot open Alice's answers' passages either.
+    alice_events = _ask(client, world["alice"], "How many vacation days do new employees get?")
+    alice_reply = _done(alice_events)["message_id"]
+    client.force_login(world["bob"])
+    assert client.get(reverse("assistant:passage", args=[alice_reply, 1])).status_code == 404
+
+
+def test_a_user_without_collections_is_told_no_documents_are_available(client, world):
+    events = _ask(client, world["carol"], "How many vacation days do new employees get?")
+    done = _done(events)
+    reply = Message.objects.get(pk=done["message_id"])
+    assert reply.content == chat.NO_COLLECTIONS
+    assert reply.passages == [] and reply.status == "no_context"
+    assert not [kind for kind, _ in events if kind == "token"]
+    assert _events("llm.call", done["conversation_id"]) == []  # the model was not asked
+
+
+def test_revoking_a_group_takes_effect_on_the_next_question(client, world):
+    first = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
+    reply = Message.objects.get(pk=first["message_id"])
+    assert reply.passages
+    world["alice"].groups.remove(world["hr"])
+    second = _done(
+        _ask(
+            client,
+            world["alice"],
+            "How many vacation days do new employees get?",
+            conversation=first["conversation_id"],
+        )
+    )
+    assert Message.objects.get(pk=second["message_id"]).content == chat.NO_COLLECTIONS
+    # The old answer's citation no longer opens either.
+    link = reverse("assistant:passage", args=[reply.pk, reply.passages[0]["n"]])
+    assert client.get(link).status_code == 404
+
+
+def test_model_server_down_gives_a_clear_message_and_keeps_the_question(
+    client, world, live_llm
+):
+    live_llm["proc"].send_signal(signal.SIGKILL)
+    live_llm["proc"].wait(timeout=10)
+    try:
+        events = _ask(client, world["alice"], "How many vacation days do new employees get?")
+    finally:
+        restart_llm(live_llm)
+    done = _done(events)
+    assert done["status"] == "failed"
+    assert "not reachable" in done["error"] and "question is kept" in done["error"]
+    conversation = done["conversation_id"]
+    assert Message.objects.filter(
+        conversation_id=conversation, role="user", content__startswith="How many vacation"
+    ).exists()
+    llm = _events("llm.call", conversation)[0].details
+    assert llm["outcome"] == "failed" and "not reachable" in llm["error"]
+
+
+def test_feedback_is_stored_and_audited(client, world):
+    done = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
+    url = reverse("assistant:feedback", args=[done["message_id"]])
+    assert client.post(url, {"value": "sideways"}).status_code == 400
+    assert client.post(url, {"value": "down"}).status_code == 200
+    assert Message.objects.get(pk=done["message_id"]).feedback == -1
+    event = _events("chat.feedback", done["conversation_id"])[0]
+    assert event.details["value"] == "down" and event.actor_username == "alice"
+    client.force_login(world["bob"])  # not his answer
+    assert client.post(url, {"value": "up"}).status_code == 404
+
+
+def test_an_overlong_question_is_refused_with_the_limit(client, world, settings):
+    settings.QUESTION_MAX_CHARS = 50
+    client.force_login(world["alice"])
+    resp = client.post(reverse("assistant:ask"), {"question": "x" * 51})
+    assert resp.status_code == 400
+    assert "the limit is 50" in resp.json()["error"]
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["anonymous", "compliance"])
+def test_chat_pages_are_for_people_who_may_use_the_assistant(client, role):
+    if role == "compliance":
+        user = User.objects.create_user("cora", password="pw-cora-1")
+        user.groups.add(Group.objects.get(name=COMPLIANCE_OFFICER))
+        client.force_login(user)
+    for url in (reverse("assistant:chat"), reverse("assistant:ask")):
+        resp = client.get(url) if url.endswith("/chat/") else client.post(url, {"question": "hi"})
+        if role == "anonymous":
+            assert resp.status_code == 302 and "/login/" in resp["Location"]
+        else:
+            assert resp.status_code == 403
