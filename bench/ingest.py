@@ -54,6 +54,12 @@ def main() -> None:
         "--corpus", type=Path, default=ROOT.parent / "shared/eval/celerydocs/corpus.jsonl"
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="worker pool processes (default: CELERY_WORKER_CONCURRENCY, as `make run` uses)",
+    )
     args = parser.parse_args()
 
     _prepare_database()
@@ -96,7 +102,12 @@ def main() -> None:
 
     env = {**os.environ}
     store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=env)
-    worker = start_worker(env=env, log=var / "worker.log", name="bench")
+    from django.conf import settings
+
+    concurrency = args.concurrency or settings.CELERY_WORKER_CONCURRENCY
+    worker = start_worker(
+        env=env, log=var / "worker.log", name="bench", concurrency=concurrency
+    )
     try:
         name = f"bench-{int(time.time())}"
         collection = services.collection_create(
@@ -149,6 +160,7 @@ def main() -> None:
 
     pipeline_rate = chunks / pipeline_s
     raw_rate = len(texts) / raw_s
+    print(f"worker pool processes: {concurrency}")
     print(f"documents: {len(ids)} ({failed} failed, {skipped} duplicates skipped), chunks: {chunks}")
     print(
         f"pipeline (upload -> Celery -> parse -> chunk -> embed -> upsert): "

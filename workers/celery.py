@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.config.settings")
@@ -38,3 +38,28 @@ def _late_config() -> None:
 
 
 _late_config()
+
+
+# How many pool processes this worker runs; set in the parent before the pool forks.
+_pool_size = 0
+
+
+@signals.worker_init.connect
+def _remember_pool_size(sender=None, **_kwargs) -> None:  # noqa: ANN001
+    global _pool_size
+    _pool_size = int(getattr(sender, "concurrency", 0) or 0)
+
+
+@signals.worker_process_init.connect
+def _share_cores(**_kwargs) -> None:
+    """Give each pool process its share of the cores for torch.
+
+    Documents are small and arrive one per task, so the encoder sees batches of a few
+    chunks: two processes with one thread each keep both cores busy (and overlap one
+    document's parsing and database writes with another's embedding), where one process
+    with two threads leaves a core idle for everything but the matrix products.
+    """
+    from django.conf import settings
+
+    if not settings.EMBEDDING_THREADS and _pool_size > 1:
+        settings.EMBEDDING_THREADS = max(1, (os.cpu_count() or 1) // _pool_size)

@@ -4,6 +4,7 @@ Heavy libraries (torch, sentence-transformers, qdrant) are never imported here, 
 `manage.py check` and the web process start fast.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -156,6 +157,8 @@ for _name, _ok, _want in (
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+# Worker pool processes; each gets cores // processes torch threads (workers/celery.py).
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=os.cpu_count() or 1)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 # Redis re-delivers an unacknowledged message after this long; it must exceed the hard limit.
@@ -203,6 +206,32 @@ for _name, _ok, _want in (
 ):
     if not _ok:
         raise ImproperlyConfigured(f"{_name} must be {_want}")
+
+# --- Audit trail ------------------------------------------------------------------------
+# HMAC-SHA256 key that signs the checkpoints `manage.py audit_export` writes next to its
+# archives. Empty: SECRET_KEY. A dedicated key can be kept (with the archives) apart from
+# the web server's secret, and rotating SECRET_KEY then leaves old checkpoints valid.
+AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
+if AUDIT_CHECKPOINT_KEY and len(AUDIT_CHECKPOINT_KEY) < 32:
+    raise ImproperlyConfigured(
+        "AUDIT_CHECKPOINT_KEY must be at least 32 characters (or empty to use SECRET_KEY)"
+    )
+# The request.META name of a header the deployment's own proxy sets to the client's address
+# (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR. Clients can write any
+# header, so name one only if the proxy always overwrites it.
+AUDIT_CLIENT_IP_HEADER = env.str("AUDIT_CLIENT_IP_HEADER", default="")
+if AUDIT_CLIENT_IP_HEADER and not (
+    AUDIT_CLIENT_IP_HEADER == "REMOTE_ADDR"
+    or (
+        AUDIT_CLIENT_IP_HEADER.startswith("HTTP_")
+        and AUDIT_CLIENT_IP_HEADER.replace("_", "").isalnum()
+        and AUDIT_CLIENT_IP_HEADER.isupper()
+    )
+):
+    raise ImproperlyConfigured(
+        "AUDIT_CLIENT_IP_HEADER must be a request.META name such as HTTP_X_REAL_IP, "
+        f"not {AUDIT_CLIENT_IP_HEADER!r}"
+    )
 
 # --- `make run` -----------------------------------------------------------------------
 WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")

@@ -453,6 +453,12 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
             if not Document.objects.filter(pk=document_id).exists():
                 store.delete(Filter.of(document_id=[document_id]))
             return
+        # Points written above carry `doc.label` and `groups`; a change committed since
+        # then (before this check) is copied onto them below. One committed after it
+        # enqueues its own payload sync, which runs once our points are all in.
+        stale = updated.label != doc.label or groups != sorted(
+            updated.collection.groups.values_list("pk", flat=True)
+        )
         updated.status = Document.Status.INDEXED
         updated.chunk_count = len(chunks)
         updated.indexed_at = timezone.now()
@@ -472,8 +478,8 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
                 "mime_type": parsed.mime_type,
             },
         )
-    # The label or groups may have changed while we embedded; make the payload current.
-    payload_sync(document_id=document_id)
+    if stale:
+        payload_sync(document_id=document_id)
 
 
 def payload_sync(*, collection_id: int | None = None, document_id: int | None = None) -> None:

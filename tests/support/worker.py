@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(
-    *, env: dict[str, str], log: Path, name: str = "test-worker", timeout: float = 90
+    *,
+    env: dict[str, str],
+    log: Path,
+    name: str = "test-worker",
+    timeout: float = 90,
+    concurrency: int = 1,
 ) -> subprocess.Popen:
     cmd = [
         sys.executable,
@@ -25,7 +30,7 @@ def start_worker(
         "-Q",
         "ingest,default",
         "-c",
-        "1",
+        str(concurrency),
         "-n",
         f"{name}@%h",
         "--loglevel",

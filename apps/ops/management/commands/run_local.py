@@ -110,7 +110,7 @@ class Command(BaseCommand):
                     "-Q",
                     "ingest,default",
                     "-c",
-                    "1",
+                    str(settings.CELERY_WORKER_CONCURRENCY),
                     "-n",
                     "enclave@%h",
                     "--loglevel",
