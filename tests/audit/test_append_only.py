@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 
@@ -101,3 +105,80 @@ def test_clearing_the_actor_link_cannot_smuggle_other_changes(make_user):
             )
 
     assert "append-only" in refused(sneaky)
+
+
+@pytest.fixture
+def app_role(db):
+    """A role set up as the README tells production to run the application: every DML
+    privilege on every table (UPDATE, DELETE and TRUNCATE on the audit table included,
+    as a careless grant would leave them), but neither owner nor superuser.
+
+    Created inside the test's transaction, so it disappears when the test rolls back.
+    """
+    name = f"enclave_app_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"CREATE ROLE {name} NOLOGIN NOSUPERUSER")
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {name}")
+        cursor.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public "
+            f"TO {name}"
+        )
+        cursor.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {name}")
+    return name
+
+
+@contextmanager
+def acting_as(role: str) -> Iterator[None]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL ROLE {role}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+
+def test_the_application_role_can_append_but_not_change_or_switch_off_the_guard(
+    app_role, make_user
+):
+    user = make_user(username="leaver")
+    with acting_as(app_role):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+            )
+            assert cursor.fetchone() == (app_role, False)
+        for n in range(3):
+            audit_record(actor=user, action="chat.question", details={"n": n})
+
+        def run(sql: str):
+            def operation() -> None:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql)
+
+            return operation
+
+        for sql in (
+            "UPDATE audit_auditevent SET details_json = '{}' WHERE id = 2",
+            "DELETE FROM audit_auditevent WHERE id = 3",
+            "TRUNCATE audit_auditevent",
+        ):
+            assert "append-only" in refused(run(sql)), sql
+        for sql in (
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER USER",
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_append_only_rows",
+            "DROP TRIGGER audit_append_only_rows ON audit_auditevent",
+            "SET session_replication_role = replica",  # would skip ordinary triggers
+            "CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END; $$",
+        ):
+            message = refused(run(sql))
+            assert "must be owner" in message or "permission denied" in message, (sql, message)
+        # Deleting the user still works: the one UPDATE let through clears the link.
+        user.delete()
+        assert (
+            list(AuditEvent.objects.values_list("actor_id", "actor_username"))
+            == [(None, "leaver")] * 3
+        )
+    assert verify_chain().intact
