@@ -15,37 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, isolate, prepare_database  # noqa: E402 - bench/ is on sys.path
+
 DB_NAME = "enclave_bench"
-DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 BROKER = "redis://127.0.0.1:6379/13"
-
-
-def _prepare_database() -> None:
-    exists = subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'",  # noqa: S608 - a constant
-            "postgres",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if exists != "1":
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB_NAME], check=True)
 
 
 def main() -> None:
@@ -62,30 +39,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    _prepare_database()
     var = Path(tempfile.mkdtemp(prefix="enclave-bench-"))
-    env_overrides = {
-        "DATABASE_URL": DB_URL,
-        "VAR_DIR": str(var),
-        "MEDIA_ROOT": str(var / "media"),
-        "VECTOR_DATA_DIR": str(var / "vectors"),
-        "VECTOR_SOCKET": str(var / "vs.sock"),
-        "CELERY_BROKER_URL": BROKER,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env_overrides)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apps.config.settings")
-    import django
-
-    django.setup()
+    isolate(db_url=prepare_database(DB_NAME), var=var, broker=BROKER)
     import redis
     from django.contrib.auth.models import Group
     from django.core.files.base import ContentFile
-    from django.core.management import call_command
 
     from apps.knowledge import services
     from apps.knowledge.chunking import embedding_text
@@ -94,7 +52,6 @@ def main() -> None:
     from tests.support.vectorstore import start_vectorstore, stop_vectorstore
     from tests.support.worker import kill_worker, start_worker
 
-    call_command("migrate", verbosity=0)
     redis.Redis.from_url(BROKER).flushdb()
     entries = [json.loads(line) for line in args.corpus.open()]
     if args.limit:
@@ -105,9 +62,7 @@ def main() -> None:
     from django.conf import settings
 
     concurrency = args.concurrency or settings.CELERY_WORKER_CONCURRENCY
-    worker = start_worker(
-        env=env, log=var / "worker.log", name="bench", concurrency=concurrency
-    )
+    worker = start_worker(env=env, log=var / "worker.log", name="bench", concurrency=concurrency)
     try:
         name = f"bench-{int(time.time())}"
         collection = services.collection_create(
@@ -161,7 +116,9 @@ def main() -> None:
     pipeline_rate = chunks / pipeline_s
     raw_rate = len(texts) / raw_s
     print(f"worker pool processes: {concurrency}")
-    print(f"documents: {len(ids)} ({failed} failed, {skipped} duplicates skipped), chunks: {chunks}")
+    print(
+        f"documents: {len(ids)} ({failed} failed, {skipped} duplicates skipped), chunks: {chunks}"
+    )
     print(
         f"pipeline (upload -> Celery -> parse -> chunk -> embed -> upsert): "
         f"{pipeline_rate:.1f} chunks/s ({pipeline_s:.1f} s)"

@@ -80,7 +80,7 @@ def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
             end = len(stripped)
             while end and stripped[end - 1] in ".!?\"'”’)]":
                 end -= 1
-            sentence = f"{stripped[:end]} [{best}]{stripped[end:]}{sentence[len(stripped):]}"
+            sentence = f"{stripped[:end]} [{best}]{stripped[end:]}{sentence[len(stripped) :]}"
         out.append(sentence)
     return "".join(out)
 

@@ -77,7 +77,9 @@ def build_prompt(
     earlier: list[dict[str, str]] = []
     for turn in reversed(history):
         # Old answers' [n] marks point at old passage numbers: drop them, keep the words.
-        content = _CITE_MARK.sub("", turn["content"]) if turn["role"] == "assistant" else turn["content"]
+        content = (
+            _CITE_MARK.sub("", turn["content"]) if turn["role"] == "assistant" else turn["content"]
+        )
         message = {"role": turn["role"], "content": content}
         size = count(message)
         if used + size > budget:

@@ -160,9 +160,7 @@ def ask(
         yield from _finish_without_model(user, conversation, asked, NO_COLLECTIONS, "no_context")
         return
     if not found.hits or not found.relevant:
-        yield from _finish_without_model(
-            user, conversation, asked, NOTHING_RELEVANT, "no_context"
-        )
+        yield from _finish_without_model(user, conversation, asked, NOTHING_RELEVANT, "no_context")
         return
     yield from _answer_locally(user, conversation, asked, question, passages)
 

@@ -74,7 +74,9 @@ def world():
 
 def _ask(client, user: User, question: str, conversation: str = "") -> list[tuple[str, dict]]:
     client.force_login(user)
-    resp = client.post(reverse("assistant:ask"), {"question": question, "conversation": conversation})
+    resp = client.post(
+        reverse("assistant:ask"), {"question": question, "conversation": conversation}
+    )
     assert resp.status_code == 200, resp.content
     assert resp["Content-Type"].startswith("text/event-stream")
     body = b"".join(resp.streaming_content).decode()
@@ -184,9 +186,7 @@ def test_revoking_a_group_takes_effect_on_the_next_question(client, world):
     assert client.get(link).status_code == 404
 
 
-def test_model_server_down_gives_a_clear_message_and_keeps_the_question(
-    client, world, live_llm
-):
+def test_model_server_down_gives_a_clear_message_and_keeps_the_question(client, world, live_llm):
     live_llm["proc"].send_signal(signal.SIGKILL)
     live_llm["proc"].wait(timeout=10)
     try:
