@@ -16,6 +16,7 @@ KNOWN_ACTIONS: tuple[str, ...] = (
     "document.failed",
     "document.deleted",
     "document.label_changed",
+    "document.reingest_requested",
     "collection.access_changed",
     "chat.question",
     "chat.retrieval",

@@ -359,3 +359,79 @@ def test_model_register_counts_answers_once_answers_name_their_model(settings):
     assert (card.questions_answered, card.calls, register.upto_id) == (3, 4, 9)
     [counting] = [q["sql"] for q in queries if "GROUP BY" in q["sql"]]
     assert "id > 7" in counting
+
+
+def test_provenance_shows_the_chat_as_it_records_itself(officer_client, make_user):
+    """The shape apps/assistant writes: chunk_id keys, split token counts, citations."""
+    asker = make_user(username="fiona")
+    cid = "41"
+    audit_record(
+        actor=asker,
+        action="chat.question",
+        details={"conversation_id": cid, "message_id": 1, "question": "Q4 budget?"},
+    )
+    audit_record(
+        actor=asker,
+        action="chat.retrieval",
+        details={
+            "conversation_id": cid,
+            "chunks": [
+                {
+                    "chunk_id": "9f1c-chunk",
+                    "document_id": 12,
+                    "title": "Budget 2026.pdf",
+                    "page": 3,
+                    "label": "confidential",
+                    "score": 0.734,
+                }
+            ],
+        },
+    )
+    audit_record(
+        actor=asker,
+        action="llm.call",
+        details={
+            "conversation_id": cid,
+            "where": "local",
+            "provider": "local",
+            "model": "SmolLM2-135M-Instruct",
+            "prompt_tokens": 611,
+            "completion_tokens": 97,
+            "latency_ms": 2400,
+            "payload_sha256": "a" * 64,
+            "outcome": "ok",
+        },
+    )
+    audit_record(
+        actor=asker,
+        action="chat.answer",
+        details={
+            "conversation_id": cid,
+            "status": "complete",
+            "model": "SmolLM2-135M-Instruct",
+            "where": "local",
+            "citations": [
+                {
+                    "n": 1,
+                    "chunk_id": "9f1c-chunk",
+                    "document_id": 12,
+                    "label": "confidential",
+                    "by": "model",
+                }
+            ],
+        },
+    )
+    html = officer_client.get(reverse("audit:provenance", args=[cid])).content.decode()
+    for expected in (
+        "Q4 budget?",
+        "9f1c-chunk",
+        "Budget 2026.pdf",
+        "p. 3",
+        "label-confidential",
+        "611 in, 97 out",
+        "a" * 64,
+        "[1]",
+        "stayed on the premises",
+    ):
+        assert expected in html, expected
+    assert "left the premises</span>" not in html
