@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,7 +33,17 @@ def enclave_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[st
     settings.VECTOR_SOCKET = var / "vs.sock"
     settings.CELERY_BROKER_URL = TEST_BROKER
     app.conf.broker_url = TEST_BROKER
-    redis.Redis.from_url(TEST_BROKER).flushdb()
+    # Keys of this session only: another test session on this machine shares the database.
+    prefix = f"enclave-test-{uuid.uuid4().hex[:12]}:"
+    settings.CELERY_KEY_PREFIX = prefix
+    app.conf.broker_transport_options = {
+        **(app.conf.broker_transport_options or {}),
+        "global_keyprefix": prefix,
+    }
+    client = redis.Redis.from_url(TEST_BROKER)
+    for key in client.scan_iter("enclave-test-*"):
+        if client.ttl(key) == -1:
+            client.expire(key, 3600)  # an old session's leftovers go away within the hour
     db = connection.settings_dict
     db_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     return {
@@ -43,6 +54,7 @@ def enclave_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[st
         "VECTOR_DATA_DIR": str(settings.VECTOR_DATA_DIR),
         "VECTOR_SOCKET": str(settings.VECTOR_SOCKET),
         "CELERY_BROKER_URL": TEST_BROKER,
+        "CELERY_KEY_PREFIX": prefix,
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",

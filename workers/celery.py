@@ -34,7 +34,11 @@ app.conf.update(
 def _late_config() -> None:
     from django.conf import settings
 
-    app.conf.broker_transport_options = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    options: dict[str, object] = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    if settings.CELERY_KEY_PREFIX:
+        # Several Enclaves (or test sessions) can share one Redis database apart.
+        options["global_keyprefix"] = settings.CELERY_KEY_PREFIX
+    app.conf.broker_transport_options = options
 
 
 _late_config()

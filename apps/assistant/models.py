@@ -12,6 +12,9 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(max_length=200, blank=True)
+    # Every label (as it was then) of every document any turn retrieved. Only grows: the
+    # egress gate keeps a conversation that touched sensitive text local for good.
+    touched_labels = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,6 +40,8 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
         # Nothing readable or relevant was found; the model was not asked.
         NO_CONTEXT = "no_context", "No relevant documents"
+        # The stronger model was asked for and the egress gate said no; content says why.
+        KEPT_LOCAL = "kept_local", "Kept on our servers"
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -55,6 +60,9 @@ class Message(models.Model):
     # The numbered passages the model was given: n, chunk_id, document_id, collection_id,
     # title, section, page, char_start, char_end, label, score.
     passages = models.JSONField(default=list, blank=True)
+    # On a question: every chunk retrieved for it (chunk_id, document_id, label), whether
+    # or not it fitted in the prompt; the egress gate's taint check reads it.
+    retrieved = models.JSONField(default=list, blank=True)
     # The subset of passages the answer cites, in order of first mention.
     citations = models.JSONField(default=list, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ def _public(passage: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in passage.items() if k != "text"}
 
 
-def payload_sha256(body: dict[str, Any]) -> str:
+def request_sha256(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -142,20 +143,7 @@ def ask(
         yield from _finish_without_model(user, conversation, asked, SEARCH_UNAVAILABLE, "failed")
         return
     passages = [_passage(hit) for hit in found.hits]
-    audit_record(
-        actor=user,
-        action="chat.retrieval",
-        target=conversation,
-        details={
-            "conversation_id": conv_id,
-            "message_id": asked.pk,
-            "mode": found.mode,
-            "collections_searched": len(found.collection_ids),
-            "relevant": found.relevant,
-            "chunks": [_public(p) for p in passages],
-            "documents": sorted({p["document_id"] for p in passages}),
-        },
-    )
+    _note_retrieval(user, conversation, asked, found, passages)
     if not found.collection_ids:
         yield from _finish_without_model(user, conversation, asked, NO_COLLECTIONS, "no_context")
         return
@@ -163,6 +151,46 @@ def ask(
         yield from _finish_without_model(user, conversation, asked, NOTHING_RELEVANT, "no_context")
         return
     yield from _answer_locally(user, conversation, asked, question, passages)
+
+
+def _note_retrieval(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    found: Retrieval,
+    passages: list[dict[str, Any]],
+) -> None:
+    """Audit what was retrieved and remember its labels (as the database has them now)
+    on the question and the conversation, for the egress gate's taint rule."""
+    from apps.routing.gate import document_labels
+
+    labels = document_labels([p["document_id"] for p in passages])
+    for p in passages:
+        p["label"] = labels[p["document_id"]]  # the database's word, not the payload's
+    with transaction.atomic():
+        asked.retrieved = [
+            {"chunk_id": p["chunk_id"], "document_id": p["document_id"], "label": p["label"]}
+            for p in passages
+        ]
+        asked.save(update_fields=["retrieved"])
+        touched = set(conversation.touched_labels or []) | set(labels.values())
+        if touched != set(conversation.touched_labels or []):
+            conversation.touched_labels = sorted(touched)
+            conversation.save(update_fields=["touched_labels", "updated_at"])
+        audit_record(
+            actor=user,
+            action="chat.retrieval",
+            target=conversation,
+            details={
+                "conversation_id": str(conversation.pk),
+                "message_id": asked.pk,
+                "mode": found.mode,
+                "collections_searched": len(found.collection_ids),
+                "relevant": found.relevant,
+                "chunks": [_public(p) for p in passages],
+                "documents": sorted({p["document_id"] for p in passages}),
+            },
+        )
 
 
 def _finish_without_model(
@@ -204,7 +232,6 @@ def _answer_locally(
     question: str,
     passages: list[dict[str, Any]],
 ) -> Iterator[StreamEvent]:
-    from apps.assistant.citations import extract_citations
     from apps.assistant.prompt import build_prompt
     from apps.assistant.tokens import count_message_tokens
     from apps.routing.llm import ModelUnavailable, StreamResult, local_endpoint, stream_chat
@@ -258,20 +285,151 @@ def _answer_locally(
         # is kept, marked incomplete, and recorded.
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
-        _record_answer(user, conversation, reply, result, error, body, extract_citations)
+
+        def record_call() -> None:
+            audit_record(
+                actor=user,
+                action="llm.call",
+                target=conversation,
+                details={
+                    "conversation_id": str(conversation.pk),
+                    "message_id": reply.pk,
+                    "where": "local",
+                    "provider": "local",
+                    "model": reply.model_name,
+                    "payload_sha256": request_sha256(body),
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "latency_ms": round(result.total_s * 1000),
+                    "first_token_ms": _ms(result.first_token_s),
+                    "cost": "0",
+                    "outcome": "failed" if error else "ok",
+                    "error": error,
+                },
+            )
+
+        _finish_reply(user, conversation, reply, result, error, record_call)
+    yield StreamEvent("done", _done_data(reply))
+    if reply.status == Message.Status.FAILED:
+        # The local model is down: the stronger model may answer, if the gate allows.
+        yield from escalate(user=user, answer=reply, trigger="local_down")
+    elif reply.status == Message.Status.COMPLETE and _declines(reply.content):
+        from apps.routing.gate import current_policy
+
+        if current_policy().auto_escalate:
+            yield from escalate(user=user, answer=reply, trigger="auto")
+
+
+# The local answer says it cannot answer (the automatic escalation rule's signal; it is
+# only consulted when retrieval found relevant passages, or the model was not asked).
+_DECLINES = re.compile(
+    r"\b(documents? do(?:es)? not say|(?:can ?not|can't|unable to) (?:answer|find|tell)|"
+    r"(?:do not|don't) know|no information|not (?:mentioned|provided|specified))\b",
+    re.IGNORECASE,
+)
+
+
+def _declines(text: str) -> bool:
+    return bool(_DECLINES.search(text or ""))
+
+
+def _ms(seconds: float | None) -> int | None:
+    return round(seconds * 1000) if seconds is not None else None
+
+
+def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterator[StreamEvent]:
+    """Ask the external model the question `answer` answered, if the egress gate allows.
+
+    `trigger`: "user" (the button), "local_down" or "auto". Denied → a message that says
+    why, in plain words, and nothing leaves. The decision is audited either way.
+    """
+    from apps.routing import gate
+    from apps.routing import services as routing
+    from apps.routing.llm import ModelUnavailable, StreamResult
+    from apps.routing.providers import external_provider
+
+    conversation = answer.conversation
+    asked = answer.reply_to
+    if asked is None:
+        raise ValueError("this answer has no question to escalate")
+    provider = external_provider()
+    policy = gate.current_policy()
+    request = gate.prepare(
+        question=asked.content,
+        passages=answer.passages,
+        history=_history(conversation, asked),
+        policy=policy,
+        answer_tokens=provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS,
+    )
+    decision = gate.decide(
+        user=user, conversation=conversation, request=request, provider=provider, policy=policy
+    )
+    routing.decision_record(
+        user=user, conversation=conversation, decision=decision, request=request, trigger=trigger
+    )
+    if not decision.allowed or provider is None:
+        text = "Not sent to the stronger model. " + decision.summary()
+        yield from _finish_without_model(user, conversation, asked, text, "kept_local")
+        return
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=asked,
+        status=Message.Status.STREAMING,
+        model_name=provider.model,
+        model_where="external",
+        model_display=provider.display,
+        passages=request.passages,
+    )
+    yield StreamEvent(
+        "meta",
+        {
+            "message_id": reply.pk,
+            "model": provider.display,
+            "where": "external",
+            "passages": len(request.passages),
+        },
+    )
+    result = StreamResult()
+    sent: dict[str, str] = {}
+    error = ""
+    try:
+        for piece in gate.send(
+            decision=decision, request=request, provider=provider, result=result, sent=sent
+        ):
+            yield StreamEvent("token", {"text": piece})
+    except ModelUnavailable as err:
+        error = f"{err} The answer above stays as it was."
+    finally:
+        if not error and result.finish_reason not in ("stop", "length"):
+            error = "The answer stopped before the model finished."
+
+        def record_call() -> None:
+            routing.external_call_record(
+                user=user,
+                conversation=conversation,
+                message=reply,
+                provider=provider,
+                result=result,
+                sent_sha256=sent.get("sha256", ""),
+                error=error,
+            )
+
+        _finish_reply(user, conversation, reply, result, error, record_call)
     yield StreamEvent("done", _done_data(reply))
 
 
-def _record_answer(
+def _finish_reply(
     user: AbstractBaseUser,
     conversation: Conversation,
     reply: Message,
     result: Any,
     error: str,
-    body: dict[str, Any],
-    extract_citations: Any,
+    record_call: Any,
 ) -> None:
-    from apps.assistant.citations import attribute
+    """Save what the model said, its citations and status; audit the call and the answer
+    in one transaction."""
+    from apps.assistant.citations import attribute, extract_citations
 
     reply.content = result.text
     reply.citations = [{**c, "by": "model"} for c in extract_citations(result.text, reply.passages)]
@@ -282,43 +440,21 @@ def _record_answer(
             {**c, "by": "match"} for c in extract_citations(reply.content, reply.passages)
         ]
     reply.completion_tokens = result.completion_tokens
-    reply.first_token_ms = (
-        round(result.first_token_s * 1000) if result.first_token_s is not None else None
-    )
+    reply.first_token_ms = _ms(result.first_token_s)
     if error:
         reply.status = Message.Status.INCOMPLETE if result.text else Message.Status.FAILED
         reply.error = error
     else:
         reply.status = Message.Status.COMPLETE
-    conv_id = str(conversation.pk)
     with transaction.atomic():
         reply.save()
-        audit_record(
-            actor=user,
-            action="llm.call",
-            target=conversation,
-            details={
-                "conversation_id": conv_id,
-                "message_id": reply.pk,
-                "where": reply.model_where,
-                "provider": "local",
-                "model": reply.model_name,
-                "payload_sha256": payload_sha256(body),
-                "prompt_tokens": reply.prompt_tokens,
-                "completion_tokens": reply.completion_tokens,
-                "latency_ms": round(result.total_s * 1000),
-                "first_token_ms": reply.first_token_ms,
-                "cost": 0,
-                "outcome": "ok" if not error else reply.status,
-                "error": error,
-            },
-        )
+        record_call()
         audit_record(
             actor=user,
             action="chat.answer",
             target=conversation,
             details={
-                "conversation_id": conv_id,
+                "conversation_id": str(conversation.pk),
                 "message_id": reply.pk,
                 "status": reply.status,
                 "model": reply.model_name,

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<uuid:conversation_id>/", views.chat, name="conversation"),
     path("answers/<int:message_id>/passages/<int:n>/", views.passage, name="passage"),
     path("answers/<int:message_id>/feedback/", views.feedback, name="feedback"),
+    path("answers/<int:message_id>/escalate/", views.escalate, name="escalate"),
 ]

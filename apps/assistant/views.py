@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts.roles import PERM_USE_ASSISTANT
 from apps.assistant import selectors, services
 from apps.assistant.presenters import answer_html
+from apps.routing.providers import external_provider
 
 assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=True)
 
@@ -35,6 +36,7 @@ def chat(request: HttpRequest, conversation_id: str | None = None) -> HttpRespon
             "conversations": selectors.conversations_of(request.user)[:50],
             "chat_messages": messages,
             "question_max_chars": services.settings.QUESTION_MAX_CHARS,
+            "escalation_available": external_provider() is not None,
         },
     )
 
@@ -64,8 +66,22 @@ def ask(request: HttpRequest) -> HttpResponse:
     else:
         conversation = services.conversation_create(user=request.user)
     events = services.ask(user=request.user, conversation=conversation, question=question)
+    return _stream(str(conversation.pk), events)
+
+
+@login_required
+@assistant_required
+@require_POST
+def escalate(request: HttpRequest, message_id: int) -> HttpResponse:
+    """ "Ask the stronger model": the egress gate decides; the stream says what happened."""
+    answer = selectors.message_for(request.user, message_id)
+    events = services.escalate(user=request.user, answer=answer, trigger="user")
+    return _stream(str(answer.conversation_id), events)
+
+
+def _stream(conversation_id: str, events: Iterator[services.StreamEvent]) -> HttpResponse:
     response = StreamingHttpResponse(
-        _sse(str(conversation.pk), events), content_type="text/event-stream"
+        _sse(conversation_id, events), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not hold the stream back

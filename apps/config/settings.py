@@ -156,6 +156,7 @@ for _name, _ok, _want in (
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_KEY_PREFIX = env.str("CELERY_KEY_PREFIX", default="")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 # Worker pool processes; each gets cores // processes torch threads (workers/celery.py).
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=os.cpu_count() or 1)
@@ -193,6 +194,40 @@ LOCAL_LLM_MAX_TOKENS = env.int("LOCAL_LLM_MAX_TOKENS", default=384)
 LOCAL_LLM_CONNECT_TIMEOUT = env.float("LOCAL_LLM_CONNECT_TIMEOUT", default=5.0)
 LOCAL_LLM_TIMEOUT = env.float("LOCAL_LLM_TIMEOUT", default=60.0)
 QUESTION_MAX_CHARS = env.int("QUESTION_MAX_CHARS", default=4000)
+
+# --- External provider (the egress gate in apps/routing is the only way to it) -----------
+# Empty kind: no provider, escalation unavailable (and said so in the chat).
+EXTERNAL_LLM_KIND = env.str("EXTERNAL_LLM_KIND", default="")
+EXTERNAL_LLM_NAME = env.str("EXTERNAL_LLM_NAME", default="") or EXTERNAL_LLM_KIND
+EXTERNAL_LLM_BASE_URL = env.str("EXTERNAL_LLM_BASE_URL", default="")
+EXTERNAL_LLM_MODEL = env.str("EXTERNAL_LLM_MODEL", default="")
+EXTERNAL_LLM_API_KEY = env.str("EXTERNAL_LLM_API_KEY", default="")
+EXTERNAL_LLM_API_KEY_FILE = env.str("EXTERNAL_LLM_API_KEY_FILE", default="")
+EXTERNAL_LLM_PRICE_PER_1K = env.float("EXTERNAL_LLM_PRICE_PER_1K", default=0.0)
+EXTERNAL_LLM_TIMEOUT = env.float("EXTERNAL_LLM_TIMEOUT", default=60.0)
+EXTERNAL_LLM_MAX_TOKENS = env.int("EXTERNAL_LLM_MAX_TOKENS", default=1024)
+for _name, _ok, _want in (
+    (
+        "EXTERNAL_LLM_KIND",
+        EXTERNAL_LLM_KIND in ("", "openai", "anthropic", "openai-compatible"),
+        "empty, openai, anthropic or openai-compatible",
+    ),
+    (
+        "EXTERNAL_LLM_MODEL",
+        not EXTERNAL_LLM_KIND or bool(EXTERNAL_LLM_MODEL),
+        "set when EXTERNAL_LLM_KIND is",
+    ),
+    (
+        "EXTERNAL_LLM_BASE_URL",
+        EXTERNAL_LLM_KIND != "openai-compatible" or bool(EXTERNAL_LLM_BASE_URL),
+        "set for an openai-compatible provider",
+    ),
+    ("EXTERNAL_LLM_PRICE_PER_1K", EXTERNAL_LLM_PRICE_PER_1K >= 0, "a price of 0 or more"),
+    ("EXTERNAL_LLM_TIMEOUT", EXTERNAL_LLM_TIMEOUT > 0, "a positive number of seconds"),
+    ("EXTERNAL_LLM_MAX_TOKENS", EXTERNAL_LLM_MAX_TOKENS >= 16, "an integer of at least 16"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_want}")
 for _name, _ok, _want in (
     ("LOCAL_LLM_CONTEXT", LOCAL_LLM_CONTEXT >= 512, "an integer of at least 512"),
     (

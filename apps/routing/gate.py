@@ -1,0 +1,359 @@
+"""The egress gate: the one way text leaves the premises.
+
+`prepare` builds the exact messages an external model would get; `decide` says whether
+they may go, with every reason; `send` is the only code that talks to an external
+provider, and it refuses to run without an allowing decision on the very same payload.
+Its HTTP client hands the request's body bytes to a last check before they go out: they
+must be the decided payload, nothing more, and their SHA-256 is what the audit records.
+
+Rules (DESIGN.md, Egress): every chunk's document label — read from the database now,
+never from the vector payload — is non-sensitive; the conversation never touched a
+sensitive chunk; the question and history pass the PII/secret scan; a provider is
+configured, the asker's group may use it, and today's budget is not spent. Unknown or
+missing label → restricted. Any exception while deciding → deny.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from apps.knowledge.models import Label
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from apps.assistant.models import Conversation
+    from apps.routing.llm import StreamResult
+    from apps.routing.models import EgressPolicy
+    from apps.routing.providers import Provider
+
+log = logging.getLogger(__name__)
+
+RESTRICTED = Label.RESTRICTED.value
+
+
+class EgressRefused(Exception):
+    """`send` was asked to send something the gate did not allow."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str  # plain words, shown to the asker
+
+
+@dataclass(frozen=True)
+class ExternalRequest:
+    """Exactly what would leave: `messages`. The rest says where it came from."""
+
+    messages: list[dict[str, str]]
+    question: str
+    history: list[dict[str, str]]
+    chunks: list[dict[str, Any]]  # {"chunk_id", "document_id"} of each passage sent
+    passages: list[dict[str, Any]] = field(default_factory=list)  # numbered, as in messages
+    redactions: list[str] = field(default_factory=list)  # kinds redacted before sending
+
+    def sha256(self) -> str:
+        return payload_sha256(self.messages)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reasons: list[Reason]
+    provider: str = ""
+    model: str = ""
+    payload_sha256: str = ""
+    labels: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return " ".join(r.message for r in self.reasons)
+
+
+def payload_sha256(messages: Sequence[dict[str, str]]) -> str:
+    canonical = json.dumps(list(messages), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def current_policy() -> EgressPolicy:
+    from apps.routing.models import EgressPolicy
+
+    policy, _ = EgressPolicy.objects.get_or_create(pk=1)
+    return policy
+
+
+def non_sensitive(policy: EgressPolicy) -> frozenset[str]:
+    # Only real labels count; anything else an admin typed is ignored, never widened.
+    return frozenset(str(x) for x in policy.non_sensitive_labels or []) & frozenset(Label.values)
+
+
+def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:
+    """Each id's label from the database now; missing or unknown → restricted."""
+    from apps.knowledge.models import Document
+
+    ints = [i for i in document_ids if isinstance(i, int) and not isinstance(i, bool)]
+    found = dict(Document.objects.filter(pk__in=ints).values_list("pk", "label"))
+    return {
+        i: found.get(i, RESTRICTED) if found.get(i) in Label.values else RESTRICTED
+        for i in document_ids
+    }
+
+
+# --- prepare --------------------------------------------------------------------------
+
+
+def prepare(
+    *,
+    question: str,
+    passages: Sequence[dict[str, Any]],
+    history: Sequence[dict[str, str]],
+    policy: EgressPolicy,
+    answer_tokens: int,
+) -> ExternalRequest:
+    """The messages an external model would get, built here and nowhere else.
+
+    In redact mode the question and history are redacted first; the decision then scans
+    what is left, so a finding the redactor missed still blocks.
+    """
+    from apps.assistant.prompt import build_prompt
+    from apps.assistant.tokens import count_message_tokens
+    from apps.routing import scan
+
+    redacted: set[str] = set()
+    if policy.pii_mode == policy.PiiMode.REDACT:
+
+        def clean(text: str) -> str:
+            found = scan.scan(text)
+            redacted.update(scan.kinds(found))
+            return scan.redact(text, found)
+
+        question = clean(question)
+        history = [{**turn, "content": clean(turn["content"])} for turn in history]
+    bare = [{k: v for k, v in p.items() if k != "n"} for p in passages]
+    prompt = build_prompt(
+        question=question,
+        passages=bare,
+        history=history,
+        count=count_message_tokens,
+        # External models have large windows; keep the request as small as ours anyway.
+        context_window=8192,
+        answer_tokens=answer_tokens,
+    )
+    return ExternalRequest(
+        messages=prompt.messages,
+        question=question,
+        history=list(history),
+        chunks=[
+            {"chunk_id": p.get("chunk_id"), "document_id": p.get("document_id")}
+            for p in prompt.passages
+        ],
+        passages=prompt.passages,
+        redactions=sorted(redacted),
+    )
+
+
+# --- decide ---------------------------------------------------------------------------
+
+
+def decide(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    request: ExternalRequest,
+    provider: Provider | None,
+    policy: EgressPolicy | None = None,
+) -> Decision:
+    """Allow or deny `request`, with every reason. Never raises: an error denies."""
+    try:
+        return _decide(user, conversation, request, provider, policy or current_policy())
+    except Exception as err:  # noqa: BLE001 - any failure while deciding means "local"
+        log.exception("egress decision failed")
+        return Decision(
+            allowed=False,
+            reasons=[
+                Reason(
+                    "error",
+                    f"The egress check failed ({type(err).__name__}), so nothing was sent: "
+                    "the answer stays on our servers.",
+                )
+            ],
+            provider=getattr(provider, "name", ""),
+            model=getattr(provider, "model", ""),
+            payload_sha256=_safe_sha(request),
+        )
+
+
+def _safe_sha(request: ExternalRequest) -> str:
+    try:
+        return request.sha256()
+    except Exception:  # noqa: BLE001 - only for the record of a failed decision
+        return ""
+
+
+def _decide(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    request: ExternalRequest,
+    provider: Provider | None,
+    policy: EgressPolicy,
+) -> Decision:
+    from apps.routing import scan
+
+    reasons: list[Reason] = []
+    allowed_labels = non_sensitive(policy)
+
+    if not policy.escalation_enabled:
+        reasons.append(
+            Reason("escalation_off", "Sending questions to an external model is turned off.")
+        )
+    if provider is None:
+        reasons.append(Reason("no_provider", "No external model is configured on this server."))
+    else:
+        reasons += _access_reasons(user, provider)
+
+    # 1. Every chunk in the prompt: its document's label, from the database, now.
+    labels_now = document_labels([c.get("document_id") for c in request.chunks])
+    chunk_labels = sorted(set(labels_now.values()))
+    sensitive = sorted({lbl for lbl in labels_now.values() if lbl not in allowed_labels})
+    if sensitive:
+        reasons.append(
+            Reason(
+                "sensitive_context",
+                f"This answer uses {_and(sensitive)} documents: they stay on our servers.",
+            )
+        )
+    # 2. The conversation so far: once it touched a sensitive chunk, it stays local.
+    taint = conversation_taint(conversation, allowed_labels)
+    if taint:
+        reasons.append(
+            Reason(
+                "tainted",
+                f"This conversation used {_and(taint)} documents earlier: it stays on our "
+                "servers for good. Start a new conversation to ask about public documents.",
+            )
+        )
+    # 3. The question and history: PII and secrets (after redaction, in redact mode).
+    findings = scan.kinds(
+        scan.scan("\n".join([request.question, *(t["content"] for t in request.history)]))
+    )
+    if findings:
+        reasons.append(
+            Reason(
+                "pii",
+                f"Your question or this conversation contains what looks like "
+                f"{_and([f.lower().replace('_', ' ') for f in findings])}: it stays on our "
+                "servers.",
+            )
+        )
+    allowed = not reasons
+    if allowed:
+        reasons.append(
+            Reason(
+                "allowed",
+                "Every passage is from a non-sensitive document, the conversation is clean and "
+                "no personal data or secret was found.",
+            )
+        )
+    return Decision(
+        allowed=allowed,
+        reasons=reasons,
+        provider=provider.name if provider else "",
+        model=provider.model if provider else "",
+        payload_sha256=request.sha256(),
+        labels=chunk_labels,
+        findings=findings,
+    )
+
+
+def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
+    from apps.routing.models import ProviderAccess, ProviderUsage
+
+    access = ProviderAccess.objects.filter(provider=provider.name).first()
+    if access is None or not access.groups.filter(user__pk=user.pk).exists():
+        return [Reason("group", f"None of your groups may use {provider.name}.")]
+    usage = ProviderUsage.objects.filter(provider=provider.name, day=_today()).first()
+    tokens = usage.tokens if usage else 0
+    cost = usage.cost if usage else 0
+    if (access.daily_token_budget and tokens >= access.daily_token_budget) or (
+        access.daily_cost_budget and cost >= access.daily_cost_budget
+    ):
+        return [Reason("budget", f"Today's budget for {provider.name} is spent.")]
+    return []
+
+
+def conversation_taint(conversation: Conversation, allowed_labels: frozenset[str]) -> list[str]:
+    """The sensitive labels this conversation has touched; [] if it is clean.
+
+    The flag set when a turn retrieved a sensitive chunk is sticky (a label relaxed
+    later does not clean it); every document an earlier turn retrieved is also checked
+    against its label now (a label tightened later taints it too).
+    """
+    from apps.assistant.models import Message
+
+    touched = set(conversation.touched_labels or [])
+    doc_ids: set[Any] = set()
+    for passages in Message.objects.filter(conversation=conversation).values_list(
+        "retrieved", flat=True
+    ):
+        doc_ids.update(p.get("document_id") for p in passages or [])
+    touched.update(lbl for lbl in document_labels(sorted(doc_ids, key=str)).values())
+    return sorted(lbl for lbl in touched if lbl not in allowed_labels)
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _today():  # noqa: ANN202
+    return timezone.now().date()
+
+
+# --- send -----------------------------------------------------------------------------
+
+
+def send(
+    *,
+    decision: Decision,
+    request: ExternalRequest,
+    provider: Provider,
+    result: StreamResult,
+    sent: dict[str, str],
+) -> Iterator[str]:
+    """Stream the external model's answer to `request`. The only sender of text out.
+
+    `sent["sha256"]` is set to the SHA-256 of the body bytes that actually left.
+    """
+    from apps.routing.llm import stream_chat
+
+    if not decision.allowed or decision.payload_sha256 != request.sha256():
+        raise EgressRefused("the gate did not allow this payload")
+    if decision.provider != provider.name:
+        raise EgressRefused("the decision was made for another provider")
+    expected = request.messages
+
+    def last_check(http_request: Any) -> None:
+        body = http_request.content
+        data = json.loads(body)
+        outgoing = list(data.get("messages") or [])
+        if "system" in data:  # the Anthropic shape carries the system prompt apart
+            outgoing = [{"role": "system", "content": data["system"]}, *outgoing]
+        if outgoing != expected:
+            raise EgressRefused("the request body is not the payload the gate allowed")
+        sent["sha256"] = hashlib.sha256(body).hexdigest()
+
+    yield from stream_chat(
+        provider.endpoint(),
+        request.messages,
+        max_tokens=provider.max_tokens,
+        result=result,
+        on_request=last_check,
+    )

@@ -1,0 +1,146 @@
+"""Writes of the routing app: the policy, provider access, usage, and their audit events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F
+
+from apps.audit.services import audit_record
+from apps.routing.models import EgressPolicy, ProviderAccess, ProviderUsage
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, Group
+
+    from apps.assistant.models import Conversation, Message
+    from apps.routing.gate import Decision, ExternalRequest
+    from apps.routing.llm import StreamResult
+    from apps.routing.providers import Provider
+
+POLICY_FIELDS = ("escalation_enabled", "non_sensitive_labels", "pii_mode", "auto_escalate")
+
+
+def _policy_state(policy: EgressPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in POLICY_FIELDS}
+
+
+def policy_update(*, actor: AbstractBaseUser | None, **changes: Any) -> EgressPolicy:
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValueError(f"not policy fields: {sorted(unknown)}")
+    with transaction.atomic():
+        policy, _ = EgressPolicy.objects.select_for_update().get_or_create(pk=1)
+        before = _policy_state(policy)
+        for name, value in changes.items():
+            setattr(policy, name, value)
+        policy.updated_by = actor if actor is not None and actor.is_authenticated else None
+        policy.save()
+        audit_record(
+            actor=actor,
+            action="policy.changed",
+            target=policy,
+            details={"policy": "egress", "before": before, "after": _policy_state(policy)},
+        )
+    return policy
+
+
+def provider_access_set(
+    *,
+    actor: AbstractBaseUser | None,
+    provider: str,
+    groups: list[Group],
+    daily_token_budget: int,
+    daily_cost_budget: Decimal,
+) -> ProviderAccess:
+    with transaction.atomic():
+        access, _ = ProviderAccess.objects.select_for_update().get_or_create(provider=provider)
+        access.daily_token_budget = daily_token_budget
+        access.daily_cost_budget = daily_cost_budget
+        access.save()
+        access.groups.set(groups)
+        audit_record(
+            actor=actor,
+            action="policy.changed",
+            target=access,
+            details={
+                "policy": "provider_access",
+                "provider": provider,
+                "groups": sorted(g.name for g in groups),
+                "daily_token_budget": daily_token_budget,
+                "daily_cost_budget": str(daily_cost_budget),
+            },
+        )
+    return access
+
+
+def decision_record(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    decision: Decision,
+    request: ExternalRequest,
+    trigger: str,
+) -> None:
+    audit_record(
+        actor=user,
+        action="routing.decision",
+        target=conversation,
+        details={
+            "conversation_id": str(conversation.pk),
+            "trigger": trigger,
+            "outcome": "allow" if decision.allowed else "deny",
+            "reasons": [{"code": r.code, "message": r.message} for r in decision.reasons],
+            "provider": decision.provider,
+            "model": decision.model,
+            "payload_sha256": decision.payload_sha256,
+            "labels": decision.labels,
+            "findings": decision.findings,
+            "redactions": request.redactions,
+            "chunks": request.chunks,
+        },
+    )
+
+
+def external_call_record(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    message: Message,
+    provider: Provider,
+    result: StreamResult,
+    sent_sha256: str,
+    error: str,
+) -> None:
+    """Count the call against today's budget and audit it, in one transaction."""
+    from apps.routing.gate import _today
+
+    tokens = result.prompt_tokens + result.completion_tokens
+    cost = provider.cost(tokens)
+    with transaction.atomic():
+        if sent_sha256:  # something left: it counts, answered or not
+            usage, _ = ProviderUsage.objects.get_or_create(provider=provider.name, day=_today())
+            ProviderUsage.objects.filter(pk=usage.pk).update(
+                tokens=F("tokens") + tokens, cost=F("cost") + cost, calls=F("calls") + 1
+            )
+        audit_record(
+            actor=user,
+            action="llm.call",
+            target=conversation,
+            details={
+                "conversation_id": str(conversation.pk),
+                "message_id": message.pk,
+                "where": "external",
+                "provider": provider.name,
+                "model": provider.model,
+                # Empty when the request never left (refused before the bytes went out).
+                "payload_sha256": sent_sha256,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "cost": str(cost),
+                "latency_ms": round(result.total_s * 1000),
+                "outcome": "failed" if error else "ok",
+                "error": error,
+            },
+        )
