@@ -359,7 +359,7 @@ def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterat
         passages=answer.passages,
         history=_history(conversation, asked),
         policy=policy,
-        answer_tokens=provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS,
+        provider=provider,
     )
     decision = gate.decide(
         user=user, conversation=conversation, request=request, provider=provider, policy=policy

@@ -5,6 +5,7 @@ Heavy libraries (torch, sentence-transformers, qdrant) are never imported here, 
 """
 
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -206,6 +207,16 @@ EXTERNAL_LLM_API_KEY_FILE = env.str("EXTERNAL_LLM_API_KEY_FILE", default="")
 EXTERNAL_LLM_PRICE_PER_1K = env.float("EXTERNAL_LLM_PRICE_PER_1K", default=0.0)
 EXTERNAL_LLM_TIMEOUT = env.float("EXTERNAL_LLM_TIMEOUT", default=60.0)
 EXTERNAL_LLM_MAX_TOKENS = env.int("EXTERNAL_LLM_MAX_TOKENS", default=1024)
+# Regular expressions that keep a question local when they match it (project code names,
+# customer numbers), on top of the PII/secret scanner; comma-separated.
+EGRESS_BLOCK_PATTERNS = env.list("EGRESS_BLOCK_PATTERNS", default=[])
+for _pattern in EGRESS_BLOCK_PATTERNS:
+    try:
+        re.compile(_pattern)
+    except re.error as _err:
+        raise ImproperlyConfigured(
+            f"EGRESS_BLOCK_PATTERNS: {_pattern!r} is not a regular expression: {_err}"
+        ) from _err
 for _name, _ok, _want in (
     (
         "EXTERNAL_LLM_KIND",

@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("apps.assistant.urls")),
     path("knowledge/", include("apps.knowledge.urls")),
+    path("routing/", include("apps.routing.urls")),
     path("audit/", include("apps.audit.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.knowledge.models import Label
@@ -116,7 +117,7 @@ def prepare(
     passages: Sequence[dict[str, Any]],
     history: Sequence[dict[str, str]],
     policy: EgressPolicy,
-    answer_tokens: int,
+    provider: Provider | None,
 ) -> ExternalRequest:
     """The messages an external model would get, built here and nowhere else.
 
@@ -145,7 +146,7 @@ def prepare(
         count=count_message_tokens,
         # External models have large windows; keep the request as small as ours anyway.
         context_window=8192,
-        answer_tokens=answer_tokens,
+        answer_tokens=provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS,
     )
     return ExternalRequest(
         messages=prompt.messages,
@@ -241,9 +242,8 @@ def _decide(
             )
         )
     # 3. The question and history: PII and secrets (after redaction, in redact mode).
-    findings = scan.kinds(
-        scan.scan("\n".join([request.question, *(t["content"] for t in request.history)]))
-    )
+    asked = "\n".join([request.question, *(t["content"] for t in request.history)])
+    findings = scan.kinds(scan.scan(asked)) + _company_findings(asked)
     if findings:
         reasons.append(
             Reason(
@@ -271,6 +271,15 @@ def _decide(
         labels=chunk_labels,
         findings=findings,
     )
+
+
+def _company_findings(text: str) -> list[str]:
+    """EGRESS_BLOCK_PATTERNS: the company's own never-send patterns (project code names,
+    customer numbers). A pattern that does not compile raises, and so denies."""
+    import re
+
+    hits = [p for p in settings.EGRESS_BLOCK_PATTERNS if re.search(p, text, re.IGNORECASE)]
+    return ["COMPANY_PATTERN"] if hits else []
 
 
 def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:

@@ -57,7 +57,13 @@ _INTERNAL_TLDS = frozenset({"local", "internal", "corp", "lan", "intranet", "loc
 # "version 1.2.3.4", "v10.0.0.1", "release 2.0.0.1": dotted quads that are not addresses.
 _VERSION_BEFORE = re.compile(
     r"(?:\b(?:version|ver|release|build|rev|revision|firmware|section|clause|chapter|step|v)"
-    r"\.?\s*|\bv|§\s*)$", re.IGNORECASE
+    r"\.?\s*|\bv|§\s*)$",
+    re.IGNORECASE,
+)
+
+# What may stand between two version strings: "1.2.3.4 to 1.2.3.5", "1.2.3.4, 1.2.3.5".
+_VERSION_JOIN = re.compile(
+    r"\s*(?:,|to|and|or|from|then|vs\.?|->|→|–|-|/)?\s*(?:v|version\s*)?\Z", re.IGNORECASE
 )
 
 # A phone number must have at least this many digits; libphonenumber accepts some shorter
@@ -143,9 +149,9 @@ SECRET_PATTERNS: tuple[_SecretPattern, ...] = (
     # Anthropic (sk-ant-api03-...), OpenAI (sk-..., sk-proj-..., sk-svcacct-...).
     _SecretPattern(
         "API_KEY",
-        _p(rf"(?<![\w-])sk-(?:ant-[a-z]+\d*-|proj-|svcacct-|admin-)?[{_B62}_\-]{{20,}}"),
+        # Real keys run 48 to 160 characters; 32 keeps hyphenated prose ("sk-...") out.
+        _p(rf"(?<![\w-])sk-(?:ant-[a-z]+\d*-|proj-|svcacct-|admin-)?[{_B62}_\-]{{32,}}"),
         0.95,
-        validate=_has_digit_and_letter,
     ),
     # Google API keys.
     _SecretPattern("API_KEY", _p(r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}(?![\w-])"), 0.95),
@@ -285,15 +291,29 @@ def _build_engine() -> AnalyzerEngine:
 
     class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
-            domain = pattern_text.rpartition("@")[2].lower()
-            if domain.rpartition(".")[2] in _INTERNAL_TLDS:
-                return True
-            return offline_tld(domain).fqdn != ""
+            # "jane@example.com.Thanks" (a missing space) is still jane's address: accept
+            # when any leading run of the domain's labels is a real or internal domain.
+            labels = pattern_text.rpartition("@")[2].lower().split(".")
+            for n in range(len(labels), 1, -1):
+                if labels[n - 1] in _INTERNAL_TLDS:
+                    return True
+                if offline_tld(".".join(labels[:n])).fqdn != "":
+                    return True
+            return False
 
     class ProseIpRecognizer(IpRecognizer):
         def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):  # noqa: ANN001
             results = super().analyze(text, entities, nlp_artifacts, regex_flags)
-            return [r for r in results if _ip_in_prose_is_address(text, r.start, r.end)]
+            kept = []
+            version_end = -1  # end of the last dotted quad judged a version string
+            for r in sorted(results, key=lambda r: r.start):
+                if version_end >= 0 and _VERSION_JOIN.match(text[version_end : r.start]):
+                    version_end = r.end  # "from version 1.2.3.4 to 1.2.3.5"
+                elif _ip_in_prose_is_address(text, r.start, r.end):
+                    kept.append(r)
+                elif "." in text[r.start : r.end]:
+                    version_end = r.end
+            return kept
 
     class ProsePhoneRecognizer(PhoneRecognizer):
         def analyze(self, text, entities, nlp_artifacts=None):  # noqa: ANN001

@@ -61,6 +61,19 @@
     if (data.status === "complete") {
       box.appendChild(feedbackButtons("/chat/answers/" + data.message_id + "/feedback/"));
     }
+    if (data.where === "local" && (data.status === "complete" || data.status === "incomplete")) {
+      box.appendChild(escalateControl(data.message_id));
+    }
+  }
+
+  function escalateControl(messageId) {
+    if (form.dataset.escalation !== "yes") {
+      return el("p", "msg-meta", "The stronger model is unavailable: no external model is configured on this server.");
+    }
+    const b = el("button", "secondary escalate", "Ask the stronger model");
+    b.type = "button";
+    b.dataset.url = "/chat/answers/" + messageId + "/escalate/";
+    return b;
   }
 
   function parseEvents(buffer, handle) {
@@ -79,29 +92,31 @@
     return buffer;
   }
 
-  async function ask(question) {
-    const mine = el("div", "msg msg-user");
-    mine.appendChild(el("div", "msg-body", question));
-    log.appendChild(mine);
+  function newAnswerBox() {
     const box = el("div", "msg msg-assistant status-streaming");
     const body = el("div", "msg-body answer streaming");
     box.appendChild(body);
     log.appendChild(box);
+    return { box, body, done: false };
+  }
+
+  // Post `data` to `url` and show the answers the stream carries (a question can bring
+  // two: a failed local answer, then the stronger model's or the reason it stayed local).
+  async function stream(url, data) {
+    let current = newAnswerBox();
     status.textContent = "Searching your documents…";
-    const data = new FormData(form);
-    data.set("question", question);
     let response;
     try {
-      response = await fetch(form.action, { method: "POST", body: data, headers: { "X-CSRFToken": csrf } });
+      response = await fetch(url, { method: "POST", body: data, headers: { "X-CSRFToken": csrf } });
     } catch (err) {
-      box.appendChild(el("p", "msg-error", "Enclave could not be reached. Your question was not sent; try again."));
+      current.box.appendChild(el("p", "msg-error", "Enclave could not be reached. Nothing was sent; try again."));
       status.textContent = "";
       return;
     }
     if (!response.ok) {
-      let message = "The question could not be asked (HTTP " + response.status + ").";
+      let message = "The request failed (HTTP " + response.status + ").";
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
-      box.appendChild(el("p", "msg-error", message));
+      current.box.appendChild(el("p", "msg-error", message));
       status.textContent = "";
       return;
     }
@@ -109,9 +124,9 @@
     const decoder = new TextDecoder();
     let buffer = "";
     let meta = {};
-    let done = false;
     const handle = (kind, payload) => {
       if (kind === "meta") {
+        if (current.done) current = newAnswerBox();
         meta = payload;
         if (!conversationInput.value) {
           conversationInput.value = payload.conversation_id;
@@ -119,10 +134,10 @@
         }
         status.textContent = payload.model ? "Answering with " + payload.model + "…" : "";
       } else if (kind === "token") {
-        body.textContent += payload.text;
+        current.body.textContent += payload.text;
       } else if (kind === "done") {
-        done = true;
-        finish(box, body, Object.assign({ where: meta.where }, payload));
+        current.done = true;
+        finish(current.box, current.body, Object.assign({ where: meta.where }, payload));
         status.textContent = "";
       }
     };
@@ -135,10 +150,19 @@
     } catch (err) {
       /* the connection dropped; said below */
     }
-    if (!done) {
-      box.appendChild(el("p", "msg-error", "The connection was lost before the answer finished. What arrived is shown; it is incomplete."));
+    if (!current.done) {
+      current.box.appendChild(el("p", "msg-error", "The connection was lost before the answer finished. What arrived is shown; it is incomplete."));
       status.textContent = "";
     }
+  }
+
+  function ask(question) {
+    const mine = el("div", "msg msg-user");
+    mine.appendChild(el("div", "msg-body", question));
+    log.appendChild(mine);
+    const data = new FormData(form);
+    data.set("question", question);
+    return stream(form.action, data);
   }
 
   form.addEventListener("submit", (event) => {
@@ -157,6 +181,12 @@
   });
 
   log.addEventListener("click", (event) => {
+    const escalate = event.target.closest("button.escalate");
+    if (escalate) {
+      escalate.disabled = true;
+      stream(escalate.dataset.url, new FormData());
+      return;
+    }
     const button = event.target.closest(".feedback button");
     if (!button) return;
     const box = button.parentElement;
