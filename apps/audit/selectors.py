@@ -370,6 +370,16 @@ def model_usage_counts() -> tuple[dict[UsageKey, int], int]:
     return counts, upto
 
 
+def _external_labels() -> tuple[tuple[str, ...], bool]:
+    """The labels an external model may see under the egress policy now, and whether
+    escalation is on at all (when it is off, it may see none)."""
+    from apps.routing.gate import current_policy, non_sensitive
+
+    policy = current_policy()
+    labels = tuple(label for label in ALL_LABELS if label in non_sensitive(policy))
+    return (labels if policy.escalation_enabled else ()), bool(policy.escalation_enabled)
+
+
 def model_register() -> ModelRegister:
     """Each model in use, where it runs, what it may see, and how often it answered.
 
@@ -436,14 +446,19 @@ def model_register() -> ModelRegister:
         )
     )
 
-    external_labels = tuple(getattr(settings, "EGRESS_NON_SENSITIVE_LABELS", ("public",)))
+    external_labels, escalation_on = _external_labels()
     external_model = getattr(settings, "EXTERNAL_LLM_MODEL", "")
-    external_provider = getattr(settings, "EXTERNAL_LLM_KIND", "") or "external"
-    if external_model:
+    external_provider = (
+        getattr(settings, "EXTERNAL_LLM_NAME", "")
+        or getattr(settings, "EXTERNAL_LLM_KIND", "")
+        or "external"
+    )
+    if external_model and getattr(settings, "EXTERNAL_LLM_KIND", ""):
         cards.append(
             ModelCard(
                 name=external_model,
-                purpose="answers (escalation, non-sensitive context only)",
+                purpose="answers (escalation, non-sensitive context only)"
+                + ("" if escalation_on else "; escalation is switched off in the policy"),
                 where=f"external: {external_provider}",
                 endpoint=getattr(settings, "EXTERNAL_LLM_BASE_URL", "") or "provider default",
                 licence=_licence(external_model),

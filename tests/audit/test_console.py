@@ -435,3 +435,33 @@ def test_provenance_shows_the_chat_as_it_records_itself(officer_client, make_use
     ):
         assert expected in html, expected
     assert "left the premises</span>" not in html
+
+
+def test_external_model_card_follows_the_egress_policy(officer_client, settings):
+    from apps.routing.models import EgressPolicy
+
+    settings.EXTERNAL_LLM_KIND = "openai-compatible"
+    settings.EXTERNAL_LLM_NAME = "Acme AI"
+    settings.EXTERNAL_LLM_MODEL = "acme-large"
+    EgressPolicy.objects.update_or_create(
+        pk=1, defaults={"escalation_enabled": False, "non_sensitive_labels": ["public"]}
+    )
+
+    def card():
+        response = officer_client.get(reverse("audit:models"))
+        return {c.name: c for c in response.context["cards"]}["acme-large"]
+
+    off = card()
+    assert off.where == "external: Acme AI" and off.labels == ()
+    assert "switched off" in off.purpose
+    EgressPolicy.objects.filter(pk=1).update(
+        escalation_enabled=True, non_sensitive_labels=["internal", "public", "bogus"]
+    )
+    audit_record(
+        actor=None,
+        action="llm.call",
+        details={"where": "external", "provider": "Acme AI", "model": "acme-large"},
+    )
+    on = card()
+    assert on.labels == ("public", "internal") and on.configured
+    assert (on.questions_answered, on.calls) == (1, 1)
