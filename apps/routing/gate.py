@@ -220,8 +220,12 @@ def _decide(
     else:
         reasons += _access_reasons(user, provider)
 
-    # 1. Every chunk in the prompt: its document's label, from the database, now.
-    labels_now = document_labels([c.get("document_id") for c in request.chunks])
+    # 1. Every chunk in the prompt: its document's label, from the database, now (read in
+    # one query with the documents the conversation retrieved before, for rule 2).
+    chunk_ids = [c.get("document_id") for c in request.chunks]
+    earlier_ids = retrieved_document_ids(conversation)
+    labels_all = document_labels([*chunk_ids, *earlier_ids])
+    labels_now = {i: labels_all[i] for i in chunk_ids}
     chunk_labels = sorted(set(labels_now.values()))
     sensitive = sorted({lbl for lbl in labels_now.values() if lbl not in allowed_labels})
     if sensitive:
@@ -232,7 +236,9 @@ def _decide(
             )
         )
     # 2. The conversation so far: once it touched a sensitive chunk, it stays local.
-    taint = conversation_taint(conversation, allowed_labels)
+    taint = conversation_taint(
+        conversation, allowed_labels, earlier_labels=[labels_all[i] for i in earlier_ids]
+    )
     if taint:
         reasons.append(
             Reason(
@@ -285,8 +291,12 @@ def _company_findings(text: str) -> list[str]:
 def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
     from apps.routing.models import ProviderAccess, ProviderUsage
 
-    access = ProviderAccess.objects.filter(provider=provider.name).first()
-    if access is None or not access.groups.filter(user__pk=user.pk).exists():
+    access = (
+        ProviderAccess.objects.filter(provider=provider.name, groups__user__pk=user.pk)
+        .distinct()
+        .first()
+    )
+    if access is None:
         return [Reason("group", f"None of your groups may use {provider.name}.")]
     usage = ProviderUsage.objects.filter(provider=provider.name, day=_today()).first()
     tokens = usage.tokens if usage else 0
@@ -298,22 +308,29 @@ def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
     return []
 
 
-def conversation_taint(conversation: Conversation, allowed_labels: frozenset[str]) -> list[str]:
-    """The sensitive labels this conversation has touched; [] if it is clean.
-
-    The flag set when a turn retrieved a sensitive chunk is sticky (a label relaxed
-    later does not clean it); every document an earlier turn retrieved is also checked
-    against its label now (a label tightened later taints it too).
-    """
+def retrieved_document_ids(conversation: Conversation) -> list[Any]:
+    """Every document any turn of the conversation retrieved."""
     from apps.assistant.models import Message
 
-    touched = set(conversation.touched_labels or [])
-    doc_ids: set[Any] = set()
-    for passages in Message.objects.filter(conversation=conversation).values_list(
-        "retrieved", flat=True
-    ):
-        doc_ids.update(p.get("document_id") for p in passages or [])
-    touched.update(lbl for lbl in document_labels(sorted(doc_ids, key=str)).values())
+    ids: set[Any] = set()
+    if conversation.pk is not None:
+        for retrieved in Message.objects.filter(conversation=conversation).values_list(
+            "retrieved", flat=True
+        ):
+            ids.update(p.get("document_id") for p in retrieved or [])
+    return sorted(ids, key=str)
+
+
+def conversation_taint(
+    conversation: Conversation, allowed_labels: frozenset[str], *, earlier_labels: list[str]
+) -> list[str]:
+    """The sensitive labels this conversation has touched; [] if it is clean.
+
+    The labels recorded when each turn retrieved its chunks are sticky (a label relaxed
+    later does not clean the conversation); `earlier_labels`, the same documents' labels
+    now, count too (a label tightened later taints it as well).
+    """
+    touched = set(conversation.touched_labels or []) | set(earlier_labels)
     return sorted(lbl for lbl in touched if lbl not in allowed_labels)
 
 

@@ -69,6 +69,9 @@ _VERSION_JOIN = re.compile(
 # A phone number must have at least this many digits; libphonenumber accepts some shorter
 # national numbers that in prose are almost always something else (order ids, amounts).
 _PHONE_MIN_DIGITS = 8
+# Digits with the separators phone numbers are written with: "+49 (30) 901-820", "020 7946 0958".
+_PHONE_CANDIDATE = re.compile(r"[+(]?\d(?:[\d \t().\-/]|\u00a0)*\d")
+_PHONE_CONTEXT = 24
 
 
 # --- credentials (ours) --------------------------------------------------------------------
@@ -271,7 +274,12 @@ _engine_instance: AnalyzerEngine | None = None
 def _build_engine() -> AnalyzerEngine:
     # Heavy: presidio_analyzer imports spaCy, thinc and (when installed) torch/transformers.
     import tldextract
-    from presidio_analyzer import AnalyzerEngine, LocalRecognizer, RecognizerRegistry
+    from presidio_analyzer import (
+        AnalyzerEngine,
+        EntityRecognizer,
+        LocalRecognizer,
+        RecognizerRegistry,
+    )
     from presidio_analyzer import RecognizerResult as Result
     from presidio_analyzer.nlp_engine import NoOpNlpEngine
     from presidio_analyzer.predefined_recognizers import (
@@ -317,12 +325,32 @@ def _build_engine() -> AnalyzerEngine:
 
     class ProsePhoneRecognizer(PhoneRecognizer):
         def analyze(self, text, entities, nlp_artifacts=None):  # noqa: ANN001
-            results = super().analyze(text, entities, nlp_artifacts)
-            return [
-                r
-                for r in results
-                if sum(c.isdigit() for c in text[r.start : r.end]) >= _PHONE_MIN_DIGITS
-            ]
+            # libphonenumber's matcher, once per region, is most of the scan's cost; run it
+            # only around runs of digits long enough to be a phone number.
+            results = []
+            for lo, hi, runs in _phone_windows(text):
+                found = self._in(text, lo, hi, entities, nlp_artifacts)
+                if not found:
+                    # "+1 415 555 0132 2024": a number run into a neighbouring one reads as
+                    # one invalid number. Retry without a few groups at either end.
+                    for a, b in _phone_trims(text, runs):
+                        found += self._in(text, a, b, entities, nlp_artifacts, context=False)
+                results += found
+            return EntityRecognizer.remove_duplicates(results)
+
+        def _in(self, text, lo, hi, entities, nlp_artifacts, context=True):  # noqa: ANN001
+            out = []
+            if not context:  # the trimmed digits must not be read back in
+                window = " " + text[lo:hi] + " "
+                lo -= 1
+            else:
+                window = text[lo:hi]
+            for r in super().analyze(window, entities, nlp_artifacts):
+                r.start += lo
+                r.end += lo
+                if sum(c.isdigit() for c in text[r.start : r.end]) >= _PHONE_MIN_DIGITS:
+                    out.append(r)
+            return out
 
     class SecretRecognizer(LocalRecognizer):
         def load(self) -> None:
@@ -357,6 +385,41 @@ def _build_engine() -> AnalyzerEngine:
     ):
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+
+
+def _phone_windows(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """Spans of `text` that could hold a phone number, with a little context either side
+    (libphonenumber looks at the neighbouring characters), overlapping spans joined; each
+    with the digit runs inside it."""
+    windows: list[tuple[int, int, list[tuple[int, int]]]] = []
+    for m in _PHONE_CANDIDATE.finditer(text):
+        if sum(c.isdigit() for c in m.group()) < _PHONE_MIN_DIGITS:
+            continue
+        lo, hi = max(0, m.start() - _PHONE_CONTEXT), min(len(text), m.end() + _PHONE_CONTEXT)
+        if windows and lo <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], hi, [*windows[-1][2], m.span()])
+        else:
+            windows.append((lo, hi, [m.span()]))
+    return windows
+
+
+def _phone_trims(text: str, runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sub-spans of each digit run with up to two whitespace-separated groups dropped
+    from either end, keeping enough digits to be a phone number."""
+    spans = []
+    for start, end in runs:
+        groups = [
+            (start + g.start(), start + g.end()) for g in re.finditer(r"\S+", text[start:end])
+        ]
+        n = len(groups)
+        for drop_left in range(0, min(2, n - 1) + 1):
+            for drop_right in range(0, min(2, n - 1 - drop_left) + 1):
+                if drop_left == drop_right == 0:
+                    continue
+                a, b = groups[drop_left][0], groups[n - 1 - drop_right][1]
+                if sum(c.isdigit() for c in text[a:b]) >= _PHONE_MIN_DIGITS:
+                    spans.append((a, b))
+    return spans
 
 
 def _ip_in_prose_is_address(text: str, start: int, end: int) -> bool:
