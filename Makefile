@@ -12,7 +12,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test lint install db migrate seed stop bench-ingest clean-var
+.PHONY: run test lint install db migrate seed stop clean-var \
+	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan
 
 install: $(STAMP)
 
@@ -49,5 +50,24 @@ lint: install
 test: install db lint
 	$(VENV)/bin/pytest
 
-bench-ingest: migrate
+# Benchmarks: on demand, each prints a ratio against a baseline measured in the same run.
+bench-ingest: install
 	$(PY) bench/ingest.py
+
+bench-chat: install
+	$(PY) bench/chat.py
+
+bench-gate: install
+	$(PY) bench/gate.py
+
+bench-retrieval: install
+	$(PY) bench/retrieval.py
+
+bench-audit: install
+	$(PY) bench/audit.py
+
+bench-store: install
+	$(PY) bench/store.py
+
+bench-scan: install
+	$(PY) bench/scan.py

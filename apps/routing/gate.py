@@ -211,15 +211,6 @@ def _decide(
     reasons: list[Reason] = []
     allowed_labels = non_sensitive(policy)
 
-    if not policy.escalation_enabled:
-        reasons.append(
-            Reason("escalation_off", "Sending questions to an external model is turned off.")
-        )
-    if provider is None:
-        reasons.append(Reason("no_provider", "No external model is configured on this server."))
-    else:
-        reasons += _access_reasons(user, provider)
-
     # 1. Every chunk in the prompt: its document's label, from the database, now (read in
     # one query with the documents the conversation retrieved before, for rule 2).
     chunk_ids = [c.get("document_id") for c in request.chunks]
@@ -259,6 +250,15 @@ def _decide(
                 "servers.",
             )
         )
+    # The content's reasons come first: they hold whatever the configuration is.
+    if not policy.escalation_enabled:
+        reasons.append(
+            Reason("escalation_off", "Sending questions to an external model is turned off.")
+        )
+    if provider is None:
+        reasons.append(Reason("no_provider", "No external model is configured on this server."))
+    else:
+        reasons += _access_reasons(user, provider)
     allowed = not reasons
     if allowed:
         reasons.append(

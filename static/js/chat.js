@@ -66,14 +66,18 @@
     }
   }
 
+  // Shown even when no provider is configured: the answer then says every reason it
+  // stays local, the content's first ("this answer uses confidential documents").
   function escalateControl(messageId) {
-    if (form.dataset.escalation !== "yes") {
-      return el("p", "msg-meta", "The stronger model is unavailable: no external model is configured on this server.");
-    }
+    const box = el("div", "escalate-row");
     const b = el("button", "secondary escalate", "Ask the stronger model");
     b.type = "button";
     b.dataset.url = "/chat/answers/" + messageId + "/escalate/";
-    return b;
+    box.appendChild(b);
+    if (form.dataset.escalation !== "yes") {
+      box.appendChild(el("span", "msg-meta", " (unavailable here: no external model is configured)"));
+    }
+    return box;
   }
 
   function parseEvents(buffer, handle) {
