@@ -16,8 +16,26 @@ from tests.support.audit import allow_audit_flush  # noqa: F401
 TEST_BROKER = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def enclave_var(tmp_path_factory) -> Path:
+    """Every test session writes under its own folder, never the project's var/: set
+    before any test stores a file, because the file storage keeps the first MEDIA_ROOT
+    it sees."""
+    from django.conf import settings
+    from django.core.files.storage import default_storage
+    from django.utils.functional import empty
+
+    var = tmp_path_factory.mktemp("var")
+    settings.VAR_DIR = var
+    settings.MEDIA_ROOT = var / "media"
+    settings.VECTOR_DATA_DIR = var / "vectors"
+    settings.VECTOR_SOCKET = var / "vs.sock"
+    default_storage._wrapped = empty  # re-read MEDIA_ROOT on next use
+    return var
+
+
 @pytest.fixture(scope="session")
-def enclave_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+def enclave_env(django_db_setup, django_db_blocker, enclave_var) -> dict[str, str]:
     """Point this process and every child process at the same test database, media
     folder, vector store socket and Redis database, away from a running `make run`."""
     import redis
@@ -26,11 +44,7 @@ def enclave_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[st
 
     from workers.celery import app
 
-    var = tmp_path_factory.mktemp("var")
-    settings.VAR_DIR = var
-    settings.MEDIA_ROOT = var / "media"
-    settings.VECTOR_DATA_DIR = var / "vectors"
-    settings.VECTOR_SOCKET = var / "vs.sock"
+    var = enclave_var
     settings.CELERY_BROKER_URL = TEST_BROKER
     app.conf.broker_url = TEST_BROKER
     # Keys of this session only: another test session on this machine shares the database.

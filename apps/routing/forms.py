@@ -10,7 +10,8 @@ class PolicyForm(forms.Form):
         required=False, label="Allow questions to go to the external model"
     )
     non_sensitive_labels = forms.MultipleChoiceField(
-        choices=Label.choices,
+        # Restricted never leaves (a missing label reads as restricted): not offered.
+        choices=[(v, t) for v, t in Label.choices if v != Label.RESTRICTED],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         label="Labels whose documents may be sent out",

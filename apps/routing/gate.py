@@ -92,8 +92,11 @@ def current_policy() -> EgressPolicy:
 
 
 def non_sensitive(policy: EgressPolicy) -> frozenset[str]:
-    # Only real labels count; anything else an admin typed is ignored, never widened.
-    return frozenset(str(x) for x in policy.non_sensitive_labels or []) & frozenset(Label.values)
+    """The labels that may leave. Only real labels count (anything else an admin typed is
+    ignored), and never `restricted`: a missing or unknown label reads as restricted, so
+    allowing restricted would let unlabelled text out."""
+    named = frozenset(str(x) for x in policy.non_sensitive_labels or [])
+    return (named & frozenset(Label.values)) - {RESTRICTED}
 
 
 def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:

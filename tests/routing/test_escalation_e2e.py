@@ -70,7 +70,9 @@ def people(fake):
         user=None,
     )
     docs = wait_for_documents([launch.pk, secret.pk])
-    assert {d.status for d in docs.values()} == {"indexed"}
+    assert {d.status for d in docs.values()} == {"indexed"}, [
+        d.failure_reason for d in docs.values()
+    ]
     routing.policy_update(actor=None, escalation_enabled=True, non_sensitive_labels=["public"])
     routing.provider_access_set(
         actor=None,
