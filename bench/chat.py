@@ -119,23 +119,24 @@ def main() -> None:
         client = Client()
         client.force_login(user)
 
-        def through_enclave(question: str) -> tuple[float, Message]:
+        def through_enclave(question: str) -> tuple[float | None, Message]:
             started = time.perf_counter()
             resp = client.post(reverse("assistant:ask"), {"question": question})
             first = None
             for piece in resp.streaming_content:
                 if first is None and b"event: token" in piece:
                     first = time.perf_counter() - started
-            if first is None:
-                raise RuntimeError(f"no token streamed for {question!r}")
             return first, Message.objects.filter(role="assistant").latest("id")
 
-        through_enclave("warm up the embedding model and the tokenizer")
-        ours, direct = [], []
+        through_enclave(QUESTIONS[0])  # load the embedding model and the tokenizer
+        ours, direct, skipped = [], [], set()
         for round_ in range(args.rounds):
             for question in QUESTIONS:
                 _flush(base_url, MODEL_ALIAS)
                 t_ours, reply = through_enclave(question)
+                if t_ours is None:  # nothing relevant found: the model was not asked
+                    skipped.add(question)
+                    continue
                 # The same messages Enclave sent: the prompt is a pure function of these.
                 prompt = build_prompt(
                     question=question,
@@ -163,6 +164,8 @@ def main() -> None:
             f"p95 {percentile(values, 95) * 1000:6.1f} ms"
         )
 
+    if skipped:
+        print(f"not answered from the documents (skipped): {sorted(skipped)}")
     print(f"time to first token over {len(ours)} questions ({args.rounds} rounds):")
     print(f"  through Enclave (web view, retrieval, audit, prompt): {ms(ours)}")
     print(f"  straight to the model server, same messages:          {ms(direct)}")
