@@ -229,7 +229,7 @@ def _anthropic_pieces(
         system=system,
         messages=turns,
         max_tokens=max_tokens,
-        temperature=temperature,
+        # No temperature: this client's stream() does not take one (anthropic 2.14).
     ) as stream:
         yield from (piece for piece in stream.text_stream if piece)
         final = stream.get_final_message()

@@ -473,3 +473,57 @@ def test_allowed_exactly_when_every_condition_holds(
         and touched <= allowed_labels
     )
     assert decision.allowed == expected, decision.reasons
+
+
+def test_redact_mode_sends_the_question_with_the_findings_blanked(client, egress, asker):
+    routing.policy_update(actor=None, pii_mode="redact")
+    answer = _answered(
+        asker,
+        [_doc("public", PUBLIC_TEXT, "Launch")],
+        question="Tell olga.berg@example.org when Pathfinder launches",
+    )
+    done = _escalate(client, asker, answer)
+    assert done["status"] == "complete", done
+    body = egress.requests[0].body.decode()
+    assert "olga.berg@example.org" not in body
+    assert "[REDACTED:EMAIL_ADDRESS] when Pathfinder launches" in body
+    assert _decision(answer).details["redactions"] == ["EMAIL_ADDRESS"]
+
+
+def test_an_anthropic_provider_gets_the_same_payload_through_its_own_client(
+    client, egress, asker, settings, tmp_path
+):
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-ant-test-from-a-file\n")
+    settings.EXTERNAL_LLM_KIND = "anthropic"
+    settings.EXTERNAL_LLM_BASE_URL = egress.anthropic_base_url
+    settings.EXTERNAL_LLM_API_KEY = ""
+    settings.EXTERNAL_LLM_API_KEY_FILE = str(key_file)
+    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    done = _escalate(client, asker, answer)
+    assert done["status"] == "complete", done
+    sent = egress.requests[0]
+    assert sent.path == "/v1/messages"
+    assert "sk-ant-test-from-a-file" in json.dumps(sent.headers)
+    assert sent.json["system"] == gate.prepare(
+        question="When?", passages=answer.passages, history=[], policy=gate.current_policy(),
+        provider=external_provider(),
+    ).messages[0]["content"]  # fmt: skip
+    call = AuditEvent.objects.get(action="llm.call", conversation_id=str(answer.conversation_id))
+    assert call.details["payload_sha256"] == hashlib.sha256(sent.body).hexdigest()
+    assert call.details["prompt_tokens"] > 0 and call.details["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "text, declines",
+    [
+        ("The documents do not say when the launch is.", True),
+        ("I cannot answer that from the passages.", True),
+        ("I don't know.", True),
+        ("Pathfinder launches on 3 March [1].", False),
+    ],
+)
+def test_the_automatic_rule_recognises_a_local_answer_that_gives_up(text, declines):
+    from apps.assistant.services import _declines
+
+    assert _declines(text) is declines
