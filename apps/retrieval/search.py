@@ -79,6 +79,12 @@ class Fusion:
     rrf_k: int = 60
     rescue: int = 1
     rescue_at: int = 2
+    # Pseudo-relevance feedback on the keyword half (off at 0): the top `prf_docs` fused
+    # chunks lend their `prf_terms` heaviest BM25 terms, at `prf_weight`, to a second
+    # sparse query, whose list replaces the first before the final fusion.
+    prf_docs: int = 0
+    prf_terms: int = 10
+    prf_weight: float = 0.3
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -87,7 +93,12 @@ class Fusion:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.norm!r}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must lie in [0, 1], got {self.dense_weight!r}")
-        if self.candidates < 1 or self.rrf_k < 1 or self.rescue < 0 or self.rescue_at < 0:
+        if (
+            self.candidates < 1
+            or self.rrf_k < 1
+            or min(self.rescue, self.rescue_at, self.prf_docs, self.prf_terms) < 0
+            or self.prf_weight < 0
+        ):
             raise ValueError(f"fusion constants out of range: {self!r}")
 
 
@@ -213,11 +224,55 @@ def _hybrid(
         store.query_sparse(sparse_vector, flt=flt, limit=limit) if sparse_vector.indices else []
     )
     best_dense = dense[0].score if dense else None
+    fused = _fuse(dense, keyword, k=k, fusion=fusion)
+    if fusion.prf_docs and fused:
+        expanded = _expand(sparse_vector, [p for p, _ in fused[: fusion.prf_docs]], fusion)
+        if expanded is not None:
+            keyword = store.query_sparse(expanded, flt=flt, limit=limit)
+            fused = _fuse(dense, keyword, k=k, fusion=fusion)
+    return fused, best_dense
+
+
+def _fuse(
+    dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint], *, k: int, fusion: Fusion
+) -> list[tuple[ScoredPoint, float]]:
     if fusion.method == "rescue":
-        return _rescue(dense, keyword, k=k, fusion=fusion), best_dense
+        return _rescue(dense, keyword, k=k, fusion=fusion)
     if fusion.method == "rrf":
-        return _rrf(dense, keyword, fusion=fusion), best_dense
-    return _weighted(dense, keyword, fusion=fusion), best_dense
+        return _rrf(dense, keyword, fusion=fusion)
+    return _weighted(dense, keyword, fusion=fusion)
+
+
+def _expand(query: Any, top: Sequence[ScoredPoint], fusion: Fusion) -> Any:
+    """The query's terms at weight 1 plus the heaviest terms of the top chunks (their
+    BM25 document weights, summed, scaled to prf_weight). The store's IDF modifier
+    still weighs every term at query time, so a common expansion term costs little."""
+    from apps.knowledge.chunking import embedding_text
+    from apps.retrieval import sparse
+    from apps.retrieval.store.protocol import SparseVector
+
+    texts = [
+        embedding_text(
+            title=str(p.payload.get("title", "")),
+            section=str(p.payload.get("section", "")),
+            text=str(p.payload.get("text", "")),
+        )
+        for p in top
+    ]
+    weights: dict[int, float] = {}
+    for vector in sparse.encode_documents(texts):
+        for index, value in zip(vector.indices, vector.values, strict=True):
+            weights[index] = weights.get(index, 0.0) + value
+    own = set(query.indices)
+    extra = sorted(((i, w) for i, w in weights.items() if i not in own), key=lambda item: -item[1])[
+        : fusion.prf_terms
+    ]
+    if not extra:
+        return None
+    heaviest = extra[0][1]
+    indices = list(query.indices) + [i for i, _ in extra]
+    values = list(query.values) + [fusion.prf_weight * w / heaviest for _, w in extra]
+    return SparseVector(indices=indices, values=values)
 
 
 def _normalise(points: Sequence[ScoredPoint], how: str) -> dict[str, float]:

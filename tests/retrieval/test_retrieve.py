@@ -282,8 +282,11 @@ def grid() -> tuple[list[Group], list[Collection], User]:
     mode=st.sampled_from(["hybrid", "dense", "sparse"]),
     k=st.integers(1, 30),
 )
-def test_retrieve_returns_only_readable_chunks(grid, grants, member_of, active, question, mode, k):
+def test_retrieve_returns_only_readable_chunks(
+    grid, recorder, grants, member_of, active, question, mode, k
+):
     groups, collections, user = grid
+    recorder.calls.clear()
     for collection, granted in zip(collections, grants, strict=True):
         collection.groups.set([groups[g] for g in granted])
     user.groups.set([groups[g] for g in member_of])
@@ -302,9 +305,13 @@ def test_retrieve_returns_only_readable_chunks(grid, grants, member_of, active, 
     assert {h.document_id for h in r.hits} <= docs
     if not readable:
         assert r.hits == [] and not r.relevant
-    elif mode != "sparse":
-        # Dense search always finds the nearest readable chunks; k of them at most.
-        assert 0 < len(r.hits) <= k
+        assert recorder.calls == [], "no query at all for a user who reads nothing"
+    else:
+        assert recorder.calls
+        assert {flt for _, flt in recorder.calls} == {Filter.of(collection_id=sorted(readable))}
+        if mode != "sparse":
+            # Dense search always finds the nearest readable chunks; k of them at most.
+            assert 0 < len(r.hits) <= k
 
 
 def test_readable_collection_ids_reads_the_database(world):

@@ -63,7 +63,8 @@ class Split:
 
 def parse_fusion(spec: str) -> Any:
     """`method[:key=value,...]`, keys w (dense weight), norm, c (candidates), k (RRF k),
-    n (rescued sparse hits), at (rescue position); unset keys keep the configured value."""
+    n (rescued sparse hits), at (rescue position), prf/prft/prfw (feedback chunks, terms,
+    weight); unset keys keep the configured value."""
     from dataclasses import replace
 
     from apps.retrieval.search import default_fusion
@@ -76,6 +77,9 @@ def parse_fusion(spec: str) -> Any:
         "k": ("rrf_k", int),
         "n": ("rescue", int),
         "at": ("rescue_at", int),
+        "prf": ("prf_docs", int),
+        "prft": ("prf_terms", int),
+        "prfw": ("prf_weight", float),
     }
     changes: dict[str, Any] = {"method": method}
     for part in filter(None, rest.split(",")):
@@ -194,7 +198,7 @@ class Command(BaseCommand):
 
                 stack.enter_context(temporary_owner())
             env = _Environment()
-            stack.callback(env.cleanup)
+            stack.callback(self._cleanup, env)
             results = self._run(
                 env=env,
                 corpus=corpus,
@@ -204,8 +208,17 @@ class Command(BaseCommand):
                 fusions=fusions,
                 negatives=negatives,
             )
-        if options["json"]:
-            options["json"].write_text(json.dumps(results, indent=2))
+            if options["json"]:
+                # Written before the clean-up, so a failing clean-up loses no results.
+                options["json"].write_text(json.dumps(results, indent=2))
+
+    def _cleanup(self, env: _Environment) -> None:
+        try:
+            env.cleanup()
+        except Exception as err:  # the results are printed; say what is left behind
+            self.stderr.write(
+                f"clean-up failed ({err}); rows named {env.tag}-* may be left in the database"
+            )
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -408,6 +421,13 @@ class Command(BaseCommand):
 
 
 def _fusion_label(fusion: Any) -> str:
+    label = _method_label(fusion)
+    if fusion.prf_docs:
+        label += f" prf={fusion.prf_docs}/{fusion.prf_terms}/{fusion.prf_weight:g}"
+    return label
+
+
+def _method_label(fusion: Any) -> str:
     if fusion.method == "weighted":
         return f"weighted w={fusion.dense_weight:g} {fusion.norm} c={fusion.candidates}"
     if fusion.method == "rrf":
