@@ -34,6 +34,22 @@ def enclave_var(tmp_path_factory) -> Path:
     return var
 
 
+@pytest.fixture(scope="session", autouse=True)
+def enclave_cache() -> str:
+    """Rate-limit counters (Django's cache) in the test Redis database, under this session's
+    own prefix: another test session on this machine must not count our sign-ins."""
+    from django.conf import settings
+    from django.test.signals import setting_changed
+
+    prefix = f"enclave-test-{uuid.uuid4().hex[:12]}-cache"
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": TEST_BROKER, "KEY_PREFIX": prefix}
+    }
+    # Drops the cache connections made from the old settings, as override_settings does.
+    setting_changed.send(sender=None, setting="CACHES", value=settings.CACHES, enter=True)
+    return prefix
+
+
 @pytest.fixture(scope="session")
 def enclave_env(django_db_setup, django_db_blocker, enclave_var) -> dict[str, str]:
     """Point this process and every child process at the same test database, media

@@ -57,6 +57,9 @@ def ask(request: HttpRequest) -> HttpResponse:
         question = services.question_clean(request.POST.get("question", ""))
     except services.QuestionRejected as err:
         return JsonResponse({"error": str(err)}, status=400)
+    limited = _over_question_rate(request)
+    if limited is not None:
+        return limited
     raw_id = request.POST.get("conversation") or ""
     if raw_id:
         try:
@@ -67,6 +70,28 @@ def ask(request: HttpRequest) -> HttpResponse:
         conversation = services.conversation_create(user=request.user)
     events = services.ask(user=request.user, conversation=conversation, question=question)
     return _stream(str(conversation.pk), events)
+
+
+def _over_question_rate(request: HttpRequest) -> JsonResponse | None:
+    """QUESTION_RATE_PER_MINUTE per user, counted in Redis across web processes."""
+    from django.conf import settings
+
+    from apps.accounts import ratelimit
+
+    limit = settings.QUESTION_RATE_PER_MINUTE
+    window = ratelimit.question_hit(request.user.pk)
+    if window.count <= limit:
+        return None
+    wait = ratelimit.minutes_and_seconds(window.retry_after)
+    response = JsonResponse(
+        {
+            "error": f"You have asked {limit} questions in the last minute, the most allowed. "
+            f"Please wait {wait} before asking again; your question was not sent."
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(max(1, window.retry_after))
+    return response
 
 
 @login_required

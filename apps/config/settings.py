@@ -42,14 +42,20 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.assistant",
     "apps.ops",
+    # System checks for the CSP settings.
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Flushes the session of an account deactivated since it signed in (apps/accounts).
+    "apps.accounts.middleware.ActiveUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -85,6 +91,117 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in, sessions and HTTPS (README "Security" and "Sign-in") ----------------------
+# Production is ENCLAVE_DEV=false with DEBUG=false: then every HTTPS protection below is on
+# by default and `manage.py check --deploy` reports nothing. `make run` keeps plain http.
+ENCLAVE_DEV = env.bool("ENCLAVE_DEV", default=True)
+ENCLAVE_HTTPS = env.bool("ENCLAVE_HTTPS", default=not (DEBUG or ENCLAVE_DEV))
+SECURE_SSL_REDIRECT = ENCLAVE_HTTPS
+SESSION_COOKIE_SECURE = ENCLAVE_HTTPS
+CSRF_COOKIE_SECURE = ENCLAVE_HTTPS
+SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31_536_000 if ENCLAVE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=True)
+# Behind a TLS-terminating proxy: the request.META name of the header the proxy sets to
+# "https" (e.g. HTTP_X_FORWARDED_PROTO). Only if the proxy always overwrites it.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header and not re.fullmatch(r"HTTP_[A-Z0-9_]+", _proxy_ssl_header):
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a request.META name such as HTTP_X_FORWARDED_PROTO, "
+        f"not {_proxy_ssl_header!r}"
+    )
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not re.fullmatch(r"https?://[^/\s]+", _origin):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS: {_origin!r} must be a scheme and host, e.g. https://enclave.example.com"
+        )
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Rate limits count in Django's cache, on Redis: one counter for every web process, and
+# atomic increments (apps/accounts/ratelimit.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("CACHE_URL", default="redis://127.0.0.1:6379/1"),
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="enclave"),
+        "TIMEOUT": 300,
+    }
+}
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+QUESTION_RATE_PER_MINUTE = env.int("QUESTION_RATE_PER_MINUTE", default=20)
+for _name, _ok, _want in (
+    ("HSTS_SECONDS", SECURE_HSTS_SECONDS >= 0, "0 or a positive number of seconds"),
+    ("SESSION_COOKIE_AGE", SESSION_COOKIE_AGE >= 60, "at least 60 seconds"),
+    ("LOGIN_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT >= 1, "a positive integer"),
+    ("LOGIN_FAILURE_WINDOW_SECONDS", LOGIN_FAILURE_WINDOW_SECONDS >= 1, "a positive integer"),
+    ("QUESTION_RATE_PER_MINUTE", QUESTION_RATE_PER_MINUTE >= 1, "a positive integer"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_want}")
+
+# Content-Security-Policy (django-csp 4): scripts and styles from our own static files only,
+# no inline script or event handler anywhere, nothing framed, no plugins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# Optional OpenID Connect sign-in (mozilla-django-oidc): on when OIDC_RP_CLIENT_ID is set.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_CREATE_USER = env.bool("OIDC_CREATE_USER", default=True)
+OIDC_BUTTON_LABEL = env.str("OIDC_BUTTON_LABEL", default="Sign in with your company account")
+OIDC_TIMEOUT = 10
+OIDC_USE_PKCE = True
+LOGIN_REDIRECT_URL_FAILURE = "login"
+try:
+    from apps.accounts.claims import parse_group_map
+
+    # "idp-value=Django group" pairs, comma-separated, e.g.
+    # "enclave-users=Employees,kb-admins=Knowledge admins,finance=Finance"
+    OIDC_GROUP_MAP = parse_group_map(env.list("OIDC_GROUP_MAP", default=[]))
+except ValueError as _err:
+    raise ImproperlyConfigured(f"OIDC_GROUP_MAP: {_err}") from _err
+if OIDC_ENABLED:
+    for _name in (
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"{_name} must be set when OIDC_RP_CLIENT_ID is")
+    if OIDC_RP_SIGN_ALGO.startswith(("RS", "ES")) and not OIDC_OP_JWKS_ENDPOINT:
+        raise ImproperlyConfigured(f"OIDC_OP_JWKS_ENDPOINT must be set for {OIDC_RP_SIGN_ALGO}")
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.EnclaveOIDCBackend")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

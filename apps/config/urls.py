@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -6,7 +7,7 @@ from apps.accounts import views as account_views
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", account_views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("apps.assistant.urls")),
     path("knowledge/", include("apps.knowledge.urls")),
@@ -14,3 +15,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("django-admin/", admin.site.urls),
 ]
+
+if settings.OIDC_ENABLED:
+    # /oidc/authenticate/ starts the sign-in at the provider, /oidc/callback/ finishes it.
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))

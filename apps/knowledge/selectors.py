@@ -1,5 +1,7 @@
 """Reads for the knowledge admin's pages."""
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from apps.knowledge.models import Collection, Document
@@ -31,3 +33,30 @@ def document_status_row(doc: Document) -> dict[str, object]:
         "size": doc.size,
         "uploaded_at": doc.created_at.isoformat(),
     }
+
+
+def document_for_download(user: Any, document_id: int) -> Document:
+    """The document whose original this user may download, or 403/404.
+
+    Knowledge admins may download any document; anyone else only one in a collection
+    granted to one of their groups (the rule of citations and retrieval). A document the
+    user may not read is a 404, so its existence is not given away; a user without either
+    role gets 403 like on every other page.
+    """
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
+    from apps.retrieval.search import readable_collection_ids
+
+    if user.has_perm(PERM_MANAGE_KNOWLEDGE):
+        found = Document.objects.filter(pk=document_id).first()
+    elif user.has_perm(PERM_USE_ASSISTANT):
+        found = Document.objects.filter(
+            pk=document_id, collection_id__in=readable_collection_ids(user)
+        ).first()
+    else:
+        raise PermissionDenied
+    if found is None:
+        raise Http404("This document is not available to you.")
+    return found

@@ -17,4 +17,9 @@ urlpatterns = [
         name="document_reingest",
     ),
     path("documents/<int:document_id>/delete/", views.document_delete_view, name="document_delete"),
+    path(
+        "documents/<int:document_id>/download/",
+        views.document_download,
+        name="document_download",
+    ),
 ]

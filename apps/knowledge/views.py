@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -176,3 +176,31 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
         return _back_to(doc)
     messages.success(request, f"“{doc.title}” deleted, with all its indexed passages.")
     return redirect(f"/knowledge/?collection={doc.collection_id}")
+
+
+@login_required
+@require_GET
+def document_download(request: HttpRequest, document_id: int) -> HttpResponse:
+    """The uploaded original, only through this view: MEDIA_ROOT has no URL of its own."""
+    from apps.audit.services import audit_record
+
+    doc = selectors.document_for_download(request.user, document_id)
+    try:
+        handle = doc.file.open("rb")
+    except (FileNotFoundError, ValueError) as err:
+        raise Http404("The original file of this document is missing.") from err
+    audit_record(
+        actor=request.user,
+        action="document.downloaded",
+        target=doc,
+        details={"document_id": doc.pk, "collection_id": doc.collection_id, "label": doc.label},
+    )
+    # Always a download, never rendered: an uploaded HTML file must not run on our origin.
+    response = FileResponse(
+        handle,
+        as_attachment=True,
+        filename=doc.original_name or f"document-{doc.pk}",
+        content_type="application/octet-stream",
+    )
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
