@@ -193,9 +193,12 @@ def test_model_server_down_gives_a_clear_message_and_keeps_the_question(client, 
         events = _ask(client, world["alice"], "How many vacation days do new employees get?")
     finally:
         restart_llm(live_llm)
-    done = _done(events)
+    done, fallback = [data for kind, data in events if kind == "done"]
     assert done["status"] == "failed"
     assert "not reachable" in done["error"] and "question is kept" in done["error"]
+    # The stronger model would be next, but none is configured here: said, nothing sent.
+    assert fallback["status"] == "kept_local"
+    assert "No external model is configured" in fallback["html"]
     conversation = done["conversation_id"]
     assert Message.objects.filter(
         conversation_id=conversation, role="user", content__startswith="How many vacation"

@@ -162,7 +162,7 @@ def test_bad_inputs_fail_with_a_sentence_and_leave_the_good_file_alone(
         assert doc.status == Document.Status.FAILED, name
         assert fragment in doc.failure_reason, (name, doc.failure_reason)
         assert "Traceback" not in doc.failure_reason
-        assert get_store().count(Filter.of(document_id=[doc.pk])) == 0
+        assert _points(doc.pk) == [], (name, doc.pk)
 
 
 def test_oversized_and_duplicate_uploads_are_refused_before_storing(
