@@ -98,6 +98,8 @@ LOGOUT_REDIRECT_URL = "login"
 ENCLAVE_DEV = env.bool("ENCLAVE_DEV", default=True)
 ENCLAVE_HTTPS = env.bool("ENCLAVE_HTTPS", default=not (DEBUG or ENCLAVE_DEV))
 SECURE_SSL_REDIRECT = ENCLAVE_HTTPS
+# Probes and Prometheus reach the container itself over plain http (docker/healthcheck.py).
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SESSION_COOKIE_SECURE = ENCLAVE_HTTPS
 CSRF_COOKIE_SECURE = ENCLAVE_HTTPS
 SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31_536_000 if ENCLAVE_HTTPS else 0)
