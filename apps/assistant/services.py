@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.assistant.models import Conversation, Message
 from apps.audit.services import audit_record
+from apps.ops import metrics as ops_metrics
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -120,6 +121,7 @@ def ask(
 
     question = question_clean(question)
     conv_id = str(conversation.pk)
+    ops_metrics.question_asked()  # Prometheus (apps/ops/metrics.py)
     with transaction.atomic():
         asked = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=question
@@ -285,6 +287,7 @@ def _answer_locally(
         # is kept, marked incomplete, and recorded.
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
+        ops_metrics.answer_finished(where="local", result=result, failed=bool(error))
 
         def record_call() -> None:
             audit_record(
@@ -403,6 +406,7 @@ def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterat
     finally:
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
+        ops_metrics.answer_finished(where="external", result=result, failed=bool(error))
 
         def record_call() -> None:
             routing.external_call_record(

@@ -4,6 +4,7 @@ Heavy libraries (torch, sentence-transformers, qdrant) are never imported here, 
 `manage.py check` and the web process start fast.
 """
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -50,6 +51,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
+    # Serves collected static files from gunicorn itself (no separate file server).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -212,7 +215,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# The image runs `collectstatic` at build time and sets STATIC_MANIFEST=true: hashed file
+# names, cached for a year by browsers. Without a collected manifest it must stay false.
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=False)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
+}
+# Without a collected manifest (make run, tests), WhiteNoise serves static/ straight from
+# the source folders, looked up per request; the image serves the collected files only.
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+WHITENOISE_AUTOREFRESH = not STATIC_MANIFEST
 # Uploaded originals live here; they are never served from a URL of their own.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
@@ -241,6 +259,30 @@ QDRANT_API_KEY = env.str("QDRANT_API_KEY", default="")
 QDRANT_COLLECTION = env.str("QDRANT_COLLECTION", default="enclave_chunks")
 QDRANT_SHARDS = env.int("QDRANT_SHARDS", default=1)
 QDRANT_REPLICATION = env.int("QDRANT_REPLICATION", default=1)
+# How a new server collection is laid out (README "Production" has the memory arithmetic).
+QDRANT_ON_DISK_PAYLOAD = env.bool("QDRANT_ON_DISK_PAYLOAD", default=True)
+QDRANT_ON_DISK_VECTORS = env.bool("QDRANT_ON_DISK_VECTORS", default=False)
+QDRANT_QUANTIZATION = env.str("QDRANT_QUANTIZATION", default="none")
+QDRANT_HNSW_M = env.int("QDRANT_HNSW_M", default=16)
+QDRANT_HNSW_EF_CONSTRUCT = env.int("QDRANT_HNSW_EF_CONSTRUCT", default=100)
+for _name, _ok, _want in (
+    ("QDRANT_SHARDS", QDRANT_SHARDS >= 1, "a positive integer"),
+    ("QDRANT_REPLICATION", QDRANT_REPLICATION >= 1, "a positive integer"),
+    ("QDRANT_QUANTIZATION", QDRANT_QUANTIZATION in ("none", "int8"), "none or int8"),
+    ("QDRANT_HNSW_M", 4 <= QDRANT_HNSW_M <= 128, "an integer from 4 to 128"),
+    (
+        "QDRANT_HNSW_EF_CONSTRUCT",
+        4 <= QDRANT_HNSW_EF_CONSTRUCT <= 2000,
+        "an integer from 4 to 2000",
+    ),
+    (
+        "QDRANT_URL",
+        not QDRANT_URL or QDRANT_URL.startswith(("http://", "https://")),
+        "empty or an http:// or https:// URL",
+    ),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_want}")
 VECTOR_DATA_DIR = Path(env.str("VECTOR_DATA_DIR", default=str(VAR_DIR / "vectors")))
 VECTOR_SOCKET = Path(env.str("VECTOR_SOCKET", default=str(VAR_DIR / "vectorstore.sock")))
 VECTOR_TIMEOUT_SECONDS = env.float("VECTOR_TIMEOUT_SECONDS", default=30.0)
@@ -403,3 +445,22 @@ if AUDIT_CLIENT_IP_HEADER and not (
 WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")
 WEB_PORT = env.int("WEB_PORT", default=8000)
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="enclave-demo")
+
+# --- Health and metrics (apps/ops) ------------------------------------------------------
+# /metrics answers a request bearing this token (Authorization: Bearer ...) or coming from
+# one of METRICS_ALLOWED_IPS (addresses or networks, matched against REMOTE_ADDR).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# Each /readyz check gives up after this long and reports its part as down.
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _err:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_IPS: {_network!r} is not an IP address or network"
+        ) from _err
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or empty)")
+if not 0 < READYZ_TIMEOUT_SECONDS <= 30:
+    raise ImproperlyConfigured("READYZ_TIMEOUT_SECONDS must be a number of seconds from 0 to 30")

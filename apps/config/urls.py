@@ -14,6 +14,8 @@ urlpatterns = [
     path("routing/", include("apps.routing.urls")),
     path("audit/", include("apps.audit.urls")),
     path("django-admin/", admin.site.urls),
+    # /healthz, /readyz, /metrics (apps/ops): probes and Prometheus, no sign-in.
+    path("", include("apps.ops.urls")),
 ]
 
 if settings.OIDC_ENABLED:

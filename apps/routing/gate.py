@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.knowledge.models import Label
+from apps.ops import metrics as ops_metrics
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -177,10 +178,10 @@ def decide(
 ) -> Decision:
     """Allow or deny `request`, with every reason. Never raises: an error denies."""
     try:
-        return _decide(user, conversation, request, provider, policy or current_policy())
+        decision = _decide(user, conversation, request, provider, policy or current_policy())
     except Exception as err:  # noqa: BLE001 - any failure while deciding means "local"
         log.exception("egress decision failed")
-        return Decision(
+        decision = Decision(
             allowed=False,
             reasons=[
                 Reason(
@@ -193,6 +194,8 @@ def decide(
             model=getattr(provider, "model", ""),
             payload_sha256=_safe_sha(request),
         )
+    ops_metrics.egress_decided(decision)  # Prometheus (apps/ops/metrics.py); never raises
+    return decision
 
 
 def _safe_sha(request: ExternalRequest) -> str:

@@ -2,7 +2,10 @@
 
 `store` is parametrized: every test that takes it runs against ServerStore on
 qdrant-client's in-process `:memory:` Qdrant and against SocketStore talking to a real
-`manage.py vectorstore` child process (qdrant-edge underneath).
+`manage.py vectorstore` child process (qdrant-edge underneath). A third backend,
+"server-url", runs the same tests against the real Qdrant server at QDRANT_URL (with
+QDRANT_API_KEY), each test in a collection of its own that is dropped after it; without
+QDRANT_URL it is skipped, saying so.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +43,35 @@ def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owner]:
     stop_vectorstore(proc)
 
 
-@pytest.fixture(params=["server", "socket"])
+SERVER_URL_SKIP = (
+    "QDRANT_URL is not set: the server-url backend runs the store tests against a real "
+    "Qdrant server only (set QDRANT_URL, and QDRANT_API_KEY if it needs one)"
+)
+
+
+@pytest.fixture(params=["server", "socket", "server-url"])
 def store(request: pytest.FixtureRequest) -> Iterator[VectorStore]:
     if request.param == "server":
         from apps.retrieval.store.server import ServerStore
 
         backend: VectorStore = ServerStore(location=":memory:", collection="test_chunks")
+    elif request.param == "server-url":
+        from django.conf import settings
+
+        from apps.retrieval.store.server import ServerStore
+
+        if not settings.QDRANT_URL:
+            pytest.skip(SERVER_URL_SKIP)
+        server = ServerStore(
+            url=settings.QDRANT_URL,
+            api_key=settings.QDRANT_API_KEY,
+            collection=f"enclave_test_{uuid.uuid4().hex[:12]}",
+            timeout=30,
+        )
+        request.addfinalizer(
+            lambda: server._get_client().delete_collection(server.collection, timeout=30)
+        )
+        backend = server
     else:
         from apps.retrieval.store.socket_client import SocketStore
 

@@ -30,6 +30,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "VectorStore",
+    "build_store",
     "get_store",
     "reset_store",
 ]
@@ -48,8 +49,12 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _build() -> VectorStore:
+def build_store(*, timeout: float | None = None) -> VectorStore:
+    """A new store from settings, not the process's shared one (`get_store`): for a probe
+    that must give up sooner than VECTOR_TIMEOUT_SECONDS (/readyz). Close it after use."""
     from django.conf import settings
+
+    timeout = timeout if timeout is not None else settings.VECTOR_TIMEOUT_SECONDS
 
     if settings.QDRANT_URL:
         from apps.retrieval.store.server import ServerStore
@@ -60,11 +65,16 @@ def _build() -> VectorStore:
             collection=settings.QDRANT_COLLECTION,
             shards=settings.QDRANT_SHARDS,
             replication=settings.QDRANT_REPLICATION,
-            timeout=settings.VECTOR_TIMEOUT_SECONDS,
+            timeout=timeout,
+            on_disk_payload=settings.QDRANT_ON_DISK_PAYLOAD,
+            on_disk_vectors=settings.QDRANT_ON_DISK_VECTORS,
+            quantization=settings.QDRANT_QUANTIZATION,
+            hnsw_m=settings.QDRANT_HNSW_M,
+            hnsw_ef_construct=settings.QDRANT_HNSW_EF_CONSTRUCT,
         )
     from apps.retrieval.store.socket_client import SocketStore
 
-    return SocketStore(path=settings.VECTOR_SOCKET, timeout=settings.VECTOR_TIMEOUT_SECONDS)
+    return SocketStore(path=settings.VECTOR_SOCKET, timeout=timeout)
 
 
 def get_store() -> VectorStore:
@@ -76,7 +86,7 @@ def get_store() -> VectorStore:
     global _cached
     with _lock:
         if _cached is None or _cached[0] != os.getpid():
-            _cached = (os.getpid(), _build())
+            _cached = (os.getpid(), build_store())
         return _cached[1]
 
 

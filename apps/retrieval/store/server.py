@@ -47,6 +47,11 @@ class ServerStore:
         shards: int = 1,
         replication: int = 1,
         timeout: float = 30.0,
+        on_disk_payload: bool = True,
+        on_disk_vectors: bool = False,
+        quantization: str = "none",
+        hnsw_m: int = 16,
+        hnsw_ef_construct: int = 100,
     ) -> None:
         if not url and not location:
             raise StoreError("ServerStore needs a url (QDRANT_URL) or a location (':memory:')")
@@ -56,6 +61,12 @@ class ServerStore:
         self._api_key = api_key or None
         self._shards = shards
         self._replication = replication
+        # Layout of a collection this store creates (see README "Production").
+        self._on_disk_payload = on_disk_payload
+        self._on_disk_vectors = on_disk_vectors
+        self._quantization = quantization
+        self._hnsw_m = hnsw_m
+        self._hnsw_ef_construct = hnsw_ef_construct
         self._timeout = max(1, math.ceil(timeout))
         self._client_lock = threading.Lock()
         self._client: Any = None
@@ -149,7 +160,9 @@ class ServerStore:
                         self.collection,
                         vectors_config={
                             DENSE: models.VectorParams(
-                                size=dense_size, distance=models.Distance.COSINE
+                                size=dense_size,
+                                distance=models.Distance.COSINE,
+                                on_disk=self._on_disk_vectors,
                             )
                         },
                         sparse_vectors_config={
@@ -157,9 +170,13 @@ class ServerStore:
                         },
                         shard_number=self._shards,
                         replication_factor=self._replication,
+                        on_disk_payload=self._on_disk_payload,
+                        quantization_config=self._quantization_config(),
                         # Filtered searches stay exact up to EXACT_SEARCH_POINTS matches.
                         hnsw_config=models.HnswConfigDiff(
-                            full_scan_threshold=full_scan_threshold_kb(dense_size)
+                            full_scan_threshold=full_scan_threshold_kb(dense_size),
+                            m=self._hnsw_m,
+                            ef_construct=self._hnsw_ef_construct,
                         ),
                         # No HNSW graph for segments too small for it to be used (see
                         # EdgeStore): the server's indexing CPU goes where it matters.
@@ -187,6 +204,19 @@ class ServerStore:
                     ),
                 )
         self._dense_size = dense_size
+
+    def _quantization_config(self) -> Any:
+        from qdrant_client import models
+
+        if self._quantization != "int8":
+            return None
+        # int8 copies of the vectors stay in RAM for the search; the float32 originals
+        # (on disk with on_disk_vectors) only rescore the best candidates.
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+            )
+        )
 
     def _check_size(self, dense_size: int) -> None:
         info = self._call("read the collection", lambda c: c.get_collection(self.collection))
@@ -409,6 +439,50 @@ class ServerStore:
             ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records
         ]
         return page, (str(next_offset) if next_offset is not None else None)
+
+    # --- snapshots (manage.py vectorstore_snapshot; not part of the VectorStore protocol) --
+
+    def snapshot_create(self) -> dict[str, Any]:
+        """Have the server write a snapshot of the collection; its description."""
+        if not self._exists():
+            raise StoreError(f"there is no collection {self.collection!r} to snapshot")
+        found = self._call(
+            "create a snapshot", lambda c: c.create_snapshot(self.collection, wait=True)
+        )
+        if found is None:
+            raise StoreError("the Qdrant server did not describe the snapshot it made")
+        return _snapshot_dict(found)
+
+    def snapshot_list(self) -> list[dict[str, Any]]:
+        """The collection's snapshots on this node, oldest first."""
+        found = self._call("list snapshots", lambda c: c.list_snapshots(self.collection))
+        return sorted((_snapshot_dict(d) for d in found), key=lambda d: d["created"] or "")
+
+    def snapshot_delete(self, name: str) -> None:
+        self._call(
+            f"delete the snapshot {name}",
+            lambda c: c.delete_snapshot(self.collection, name, wait=True),
+        )
+
+    def snapshot_url(self, name: str) -> str:
+        """Where the server serves the snapshot file (GET, with the api-key header)."""
+        from urllib.parse import quote
+
+        if not self.url:
+            raise StoreError("a local Qdrant has no snapshot files to download")
+        return (
+            f"{self.url.rstrip('/')}/collections/{quote(self.collection, safe='')}"
+            f"/snapshots/{quote(name, safe='')}"
+        )
+
+
+def _snapshot_dict(description: Any) -> dict[str, Any]:
+    return {
+        "name": description.name,
+        "created": description.creation_time,
+        "size": description.size,
+        "checksum": description.checksum,
+    }
 
 
 def _response_detail(err: Any) -> str:

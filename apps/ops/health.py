@@ -1,0 +1,138 @@
+"""Readiness checks: is each part this web process needs answering right now?
+
+Each check runs in its own thread with its own short client timeouts, and the whole set
+waits at most READYZ_TIMEOUT_SECONDS (plus a small margin): a hung part shows as down
+instead of holding the probe. A check's result says "up" or "down" and, when down, a
+short reason built from the error's type only — never a URL, a host name with a password
+in it, or a key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from django.conf import settings
+
+
+class CheckFailed(Exception):
+    """A part answered, but not as it should; the message is safe to show."""
+
+
+def _database() -> None:
+    from django.db import connections
+
+    # A connection of this thread only, closed after: the probe never lends a request's
+    # connection, nor leaves one open.
+    conn = connections.create_connection("default")
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        conn.close()
+
+
+def _redis() -> None:
+    import redis
+
+    timeout = settings.READYZ_TIMEOUT_SECONDS
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        if not client.ping():
+            raise CheckFailed("PING was not answered with PONG")
+    finally:
+        client.close()
+
+
+def _vectorstore() -> None:
+    from apps.retrieval.store import Filter, build_store
+
+    store = build_store(timeout=settings.READYZ_TIMEOUT_SECONDS)
+    try:
+        # A count no real point matches: one cheap round trip through the whole path.
+        store.count(Filter.of(collection_id=[0]))
+    finally:
+        store.close()
+
+
+def _local_model() -> None:
+    import httpx
+
+    from apps.routing.llm import local_endpoint
+
+    endpoint = local_endpoint()
+    timeout = settings.READYZ_TIMEOUT_SECONDS
+    headers = {}
+    if settings.LOCAL_LLM_API_KEY:
+        headers["Authorization"] = f"Bearer {settings.LOCAL_LLM_API_KEY}"
+    # GET /models: served by llama.cpp server and vLLM alike, no tokens generated.
+    response = httpx.get(
+        endpoint.base_url.rstrip("/") + "/models",
+        headers=headers,
+        timeout=httpx.Timeout(timeout, connect=timeout),
+    )
+    if response.status_code != 200:
+        raise CheckFailed(f"the model server answered HTTP {response.status_code}")
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": _database,
+    "redis": _redis,
+    "vectorstore": _vectorstore,
+    "local_model": _local_model,
+}
+
+
+def _run(check: Callable[[], None]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        check()
+    except CheckFailed as err:
+        return {"status": "down", "error": str(err), "ms": _ms(started)}
+    except Exception as err:  # noqa: BLE001 - any failure means "down"
+        return {"status": "down", "error": _describe(err), "ms": _ms(started)}
+    return {"status": "up", "ms": _ms(started)}
+
+
+def _describe(err: BaseException) -> str:
+    # The type names say what happened (ConnectError, OperationalError, TimeoutError,
+    # StoreUnavailable); messages can carry URLs with credentials, so they stay out.
+    names = [type(err).__name__]
+    cause = err.__cause__ or err.__context__
+    if cause is not None and type(cause).__name__ not in names:
+        names.append(type(cause).__name__)
+    return "not reachable (" + " <- ".join(names) + ")"
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
+    """(all up?, {part: {"status": "up"|"down", "ms": ..., "error"?: ...}})."""
+    deadline = settings.READYZ_TIMEOUT_SECONDS + 0.5
+    pool = ThreadPoolExecutor(max_workers=len(CHECKS), thread_name_prefix="readyz")
+    try:
+        futures = {name: pool.submit(_run, check) for name, check in CHECKS.items()}
+        started = time.monotonic()
+        results: dict[str, dict[str, Any]] = {}
+        for name, future in futures.items():
+            left = max(0.0, deadline - (time.monotonic() - started))
+            try:
+                results[name] = future.result(timeout=left)
+            except FutureTimeout:
+                results[name] = {
+                    "status": "down",
+                    "error": f"no answer within {settings.READYZ_TIMEOUT_SECONDS:g} s",
+                    "ms": round(deadline * 1000),
+                }
+    finally:
+        # Do not wait for a hung check: its thread ends when its own timeout fires.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return all(r["status"] == "up" for r in results.values()), results

@@ -1,0 +1,167 @@
+"""Prometheus metrics: what the chat and the egress gate count, and what a scrape reads.
+
+Counters and histograms live in this process (`REGISTRY`, not prometheus_client's global
+one) and are incremented by one-line calls from apps/assistant/services.py and
+apps/routing/gate.py. Recording never raises: a metrics bug must not fail an answer.
+
+Gauges that describe shared state — the Celery queue depth in Redis and the documents by
+status in PostgreSQL — are read when /metrics is scraped (`StateCollector`), so every web
+process reports the same, current values.
+
+Several gunicorn worker processes: set PROMETHEUS_MULTIPROC_DIR to an empty folder (the
+image does, docker/gunicorn.conf.py empties it at start) and each process writes its
+counters there; a scrape of any process then sums all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# Seconds; answers from a small local model take 1-30 s, first tokens 0.1-5 s.
+_LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 90, 150)
+_FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 30)
+
+QUESTIONS = Counter("enclave_questions", "Questions asked in the chat.", registry=REGISTRY)
+ANSWER_SECONDS = Histogram(
+    "enclave_answer_seconds",
+    "Time from the model call to the end of the streamed answer.",
+    ["where", "outcome"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+FIRST_TOKEN_SECONDS = Histogram(
+    "enclave_answer_first_token_seconds",
+    "Time from the model call to the first streamed piece of the answer.",
+    ["where"],
+    buckets=_FIRST_TOKEN_BUCKETS,
+    registry=REGISTRY,
+)
+EGRESS_DECISIONS = Counter(
+    "enclave_egress_decisions",
+    "Egress gate decisions, once per reason code (a denial usually has several).",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+
+QUEUES = ("ingest", "default")
+# kombu's Redis transport keeps one list per priority step; priority 0 is the plain name.
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def question_asked() -> None:
+    try:
+        QUESTIONS.inc()
+    except Exception:  # noqa: BLE001 - metrics never break the chat
+        log.exception("metrics: question_asked failed")
+
+
+def answer_finished(*, where: str, result: Any, failed: bool) -> None:
+    """Record one model call from its StreamResult (total_s, first_token_s)."""
+    try:
+        outcome = "failed" if failed else "ok"
+        ANSWER_SECONDS.labels(where=where, outcome=outcome).observe(float(result.total_s))
+        if result.first_token_s is not None:
+            FIRST_TOKEN_SECONDS.labels(where=where).observe(float(result.first_token_s))
+    except Exception:  # noqa: BLE001 - metrics never break the chat
+        log.exception("metrics: answer_finished failed")
+
+
+def egress_decided(decision: Any) -> None:
+    """Count a gate Decision by outcome and by each of its reason codes."""
+    try:
+        outcome = "allowed" if decision.allowed else "denied"
+        codes = sorted({r.code for r in decision.reasons}) or ["none"]
+        for code in codes:
+            EGRESS_DECISIONS.labels(outcome=outcome, reason=code).inc()
+    except Exception:  # noqa: BLE001 - metrics never break the gate
+        log.exception("metrics: egress_decided failed")
+
+
+class StateCollector(Collector):
+    """Gauges read at scrape time from Redis and PostgreSQL."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._queue_depth()
+        yield self._documents()
+
+    def _queue_depth(self) -> list[GaugeMetricFamily]:
+        from django.conf import settings
+
+        depth = GaugeMetricFamily(
+            "enclave_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"]
+        )
+        up = GaugeMetricFamily(
+            "enclave_queue_depth_up", "1 if the queue depth could be read from Redis."
+        )
+        try:
+            import redis
+
+            client = redis.Redis.from_url(
+                settings.CELERY_BROKER_URL,
+                socket_connect_timeout=settings.READYZ_TIMEOUT_SECONDS,
+                socket_timeout=settings.READYZ_TIMEOUT_SECONDS,
+            )
+            try:
+                prefix = settings.CELERY_KEY_PREFIX
+                pipe = client.pipeline(transaction=False)
+                for queue in QUEUES:
+                    for step in _PRIORITY_STEPS:
+                        name = queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}"
+                        pipe.llen(f"{prefix}{name}")
+                lengths = pipe.execute()
+            finally:
+                client.close()
+        except Exception as err:  # noqa: BLE001 - a scrape reports the part as down
+            log.warning("metrics: queue depth unreadable: %s", type(err).__name__)
+            up.add_metric([], 0)
+            return [depth, up]
+        steps = len(_PRIORITY_STEPS)
+        for i, queue in enumerate(QUEUES):
+            depth.add_metric([queue], sum(lengths[i * steps : (i + 1) * steps]))
+        up.add_metric([], 1)
+        return [depth, up]
+
+    def _documents(self) -> GaugeMetricFamily:
+        from django.db.models import Count
+
+        from apps.knowledge.models import Document
+
+        gauge = GaugeMetricFamily(
+            "enclave_documents", "Documents by ingestion status.", labels=["status"]
+        )
+        counts = dict.fromkeys(Document.Status.values, 0)
+        try:
+            for row in Document.objects.values("status").annotate(n=Count("id")):
+                counts[row["status"]] = row["n"]
+        except Exception as err:  # noqa: BLE001 - a scrape reports the part as down
+            log.warning("metrics: documents unreadable: %s", type(err).__name__)
+            return gauge
+        for status, n in sorted(counts.items()):
+            gauge.add_metric([status], n)
+        return gauge
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: this process's (or all processes') counters, plus state."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    state = CollectorRegistry()
+    state.register(StateCollector())
+    return generate_latest(registry) + generate_latest(state)

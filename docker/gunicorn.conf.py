@@ -1,0 +1,42 @@
+"""gunicorn settings for the web container (docker/Dockerfile's CMD).
+
+gthread: each worker process serves GUNICORN_THREADS requests at once, so a streamed
+answer (tens of seconds) holds one thread, not a process; the worker's heartbeat runs in
+its main loop, so `timeout` does not cut long streams. Size: GUNICORN_WORKERS ~ cores,
+GUNICORN_THREADS ~ concurrent streams per process (README "Capacity").
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+bind = f"0.0.0.0:{os.environ.get('WEB_PORT', '8000')}"
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "60"))
+keepalive = 5
+# Recycle workers now and then (memory fragmentation), staggered so they never all go at once.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = max_requests // 10
+accesslog = "-"
+errorlog = "-"
+# The proxy in front sets X-Forwarded-*; only trust it from the addresses listed here.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Prometheus multiprocess mode: every worker writes its counters under this folder;
+    it must start empty, or counters of a previous run would be summed in."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
