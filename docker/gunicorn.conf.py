@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-bind = f"0.0.0.0:{os.environ.get('WEB_PORT', '8000')}"
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('WEB_PORT', '8000')}")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
