@@ -37,8 +37,9 @@ def extract_citations(text: str, passages: Sequence[dict[str, Any]]) -> list[dic
     return [by_number[n] for n in cited_numbers(text) if n in by_number]
 
 
-# A sentence: up to its end mark and any closing quote or bracket, then the spaces.
-_SENTENCE = re.compile(r"[^.!?]*(?:[.!?]+[\"'”’)\]]*|$)\s*")
+# Where a sentence ends: its mark(s), any closing quote or bracket, then a space or the
+# end (so "17.1 million" and "e.g." inside a sentence do not end it).
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 _WORD = re.compile(r"[^\W_]{3,}")
 _STOP = frozenset(
     "the and for are but not you all any can had her was one our out has have this that with "
@@ -56,6 +57,21 @@ def _content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
+def _sentences(text: str) -> list[str]:
+    """`text` cut after each sentence's end mark and the spaces after it; joined back
+    together the pieces are `text` again."""
+    pieces, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        while end < len(text) and text[end].isspace():
+            end += 1
+        pieces.append(text[start:end])
+        start = end
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
 def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
     """Add [n] to each sentence that restates a passage, for answers that cite nothing.
 
@@ -65,9 +81,7 @@ def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
     """
     words = {p["n"]: _content_words(p["text"]) for p in passages}
     out = []
-    for sentence in _SENTENCE.findall(text):
-        if not sentence:
-            continue
+    for sentence in _sentences(text):
         mine = _content_words(sentence)
         best, share = None, 0.0
         if len(mine) >= ATTRIBUTION_MIN_WORDS:

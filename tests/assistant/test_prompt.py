@@ -105,3 +105,11 @@ def test_model_output_cannot_put_markup_on_the_page():
     assert html.count("<a ") == 1  # only the citation is a link
     assert '<a class="cite" href="/chat/answers/7/passages/1/"' in html
     assert 'title="Doc &quot;one&quot; &lt;b&gt;"' in html
+
+
+def test_a_decimal_point_does_not_end_a_sentence():
+    passages = [
+        {"n": 1, "text": "Revenue was 18.4 million pounds against a budget of 17.1 million."}
+    ]
+    out = attribute("Revenue was 18.4 million against a budget of 17.1 million. Fine.", passages)
+    assert out == "Revenue was 18.4 million against a budget of 17.1 million [1]. Fine."
