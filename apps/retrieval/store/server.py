@@ -166,7 +166,10 @@ class ServerStore:
                             )
                         },
                         sparse_vectors_config={
-                            SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                            SPARSE: models.SparseVectorParams(
+                                modifier=models.Modifier.IDF,
+                                index=models.SparseIndexParams(on_disk=self._on_disk_vectors),
+                            )
                         },
                         shard_number=self._shards,
                         replication_factor=self._replication,
