@@ -13,7 +13,8 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin \
-	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan
+	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
+	bench-llm
 
 install: $(STAMP)
 
@@ -76,3 +77,6 @@ bench-store: install
 
 bench-scan: install
 	$(PY) bench/scan.py
+
+bench-llm: install
+	$(PY) bench/llm.py
