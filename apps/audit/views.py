@@ -12,11 +12,13 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from apps.accounts.http import AuthenticatedHttpRequest
 from apps.accounts.roles import PERM_REVIEW_AUDIT
 from apps.audit import exports, selectors
 from apps.audit.chain import verify_chain
@@ -24,13 +26,13 @@ from apps.audit.forms import EventFilterForm
 from apps.audit.selectors import EventFilter
 from apps.audit.services import audit_export_begin
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def compliance_required(view: View) -> View:
     @login_required
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.has_perm(PERM_REVIEW_AUDIT):
             raise PermissionDenied("The audit trail is for compliance officers.")
         return view(request, *args, **kwargs)
@@ -130,7 +132,7 @@ def event_provenance(request: HttpRequest, event_id: int) -> HttpResponse:
     return redirect(f"{url}#event-{event.id}")
 
 
-def _export(request: HttpRequest, fmt: str) -> HttpResponse:
+def _export(request: AuthenticatedHttpRequest, fmt: str) -> HttpResponseBase:
     form, filters = _filters_from(request)
     if filters is None:
         return render(request, "audit/events.html", {"form": form, "page": None}, status=400)
@@ -156,13 +158,13 @@ def _export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 @require_GET
 @compliance_required
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _export(request, "csv")
 
 
 @require_GET
 @compliance_required
-def export_json(request: HttpRequest) -> HttpResponse:
+def export_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return _export(request, "json")
 
 

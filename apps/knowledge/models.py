@@ -14,7 +14,7 @@ class Label(models.TextChoices):
 
 def label_or_restricted(value: object) -> str:
     """DESIGN.md: an unknown, missing or unreadable label counts as restricted."""
-    return value if value in Label.values else Label.RESTRICTED  # type: ignore[return-value]
+    return value if value in Label.values else Label.RESTRICTED
 
 
 class Collection(models.Model):

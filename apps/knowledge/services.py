@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
@@ -67,7 +67,7 @@ def _human_size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _sha256_of(upload: UploadedFile) -> str:
+def _sha256_of(upload: File) -> str:
     digest = hashlib.sha256()
     for part in upload.chunks():
         digest.update(part)
@@ -175,7 +175,7 @@ def collection_set_access(
 def document_create(
     *,
     collection: Collection,
-    upload: UploadedFile,
+    upload: File,
     user: AbstractBaseUser | None,
     label: str | None = None,
     title: str | None = None,
@@ -204,7 +204,7 @@ def document_create(
             sha256=sha,
             size=size,
             label=label or collection.default_label,
-            uploaded_by=user if user is not None and user.is_authenticated else None,
+            uploaded_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
         )
         doc.file.save(name, upload, save=False)
         doc.save()
@@ -287,7 +287,8 @@ def document_delete(*, document: Document, actor: AbstractBaseUser | None) -> No
         )
         stored = document.file.name
         document.delete()
-        transaction.on_commit(lambda: document.file.storage.delete(stored))
+        if stored:
+            transaction.on_commit(lambda: document.file.storage.delete(stored))
 
 
 # --- Ingestion pipeline ---------------------------------------------------------------

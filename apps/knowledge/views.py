@@ -6,9 +6,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.http import AuthenticatedHttpRequest
 from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE
 from apps.knowledge import selectors, services
 from apps.knowledge.forms import CollectionForm, LabelForm
@@ -28,7 +30,7 @@ def _selected_collection(request: HttpRequest) -> Collection | None:
 @login_required
 @admin_required
 @require_GET
-def upload_page(request: HttpRequest) -> HttpResponse:
+def upload_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     collection = _selected_collection(request)
     documents = selectors.documents_in(collection) if collection else []
     return render(
@@ -47,13 +49,13 @@ def upload_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @admin_required
 @require_POST
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Many files at once; one result per file, so one bad file never hides the others."""
     collection = _selected_collection(request)
     if collection is None:
         return JsonResponse({"error": "Create a collection first."}, status=400)
     label = request.POST.get("label") or None
-    results = []
+    results: list[dict[str, object]] = []
     for upload_file in request.FILES.getlist("files"):
         try:
             doc, enqueue = services.document_create(
@@ -79,7 +81,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @admin_required
 @require_GET
-def status(request: HttpRequest) -> JsonResponse:
+def status(request: AuthenticatedHttpRequest) -> JsonResponse:
     """Polled by the upload page until every row is indexed or failed."""
     collection = _selected_collection(request)
     if collection is None:
@@ -90,7 +92,7 @@ def status(request: HttpRequest) -> JsonResponse:
 
 @login_required
 @admin_required
-def collections(request: HttpRequest) -> HttpResponse:
+def collections(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CollectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         collection = services.collection_create(
@@ -112,7 +114,7 @@ def collections(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @admin_required
-def collection_edit(request: HttpRequest, collection_id: int) -> HttpResponse:
+def collection_edit(request: AuthenticatedHttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(Collection, pk=collection_id)
     form = CollectionForm(request.POST or None, instance=collection)
     if request.method == "POST" and form.is_valid():
@@ -143,7 +145,7 @@ def _back_to(doc: Document) -> HttpResponse:
 @login_required
 @admin_required
 @require_POST
-def document_label(request: HttpRequest, document_id: int) -> HttpResponse:
+def document_label(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
     form = LabelForm(request.POST)
     if not form.is_valid():
@@ -157,7 +159,7 @@ def document_label(request: HttpRequest, document_id: int) -> HttpResponse:
 @login_required
 @admin_required
 @require_POST
-def document_reingest_view(request: HttpRequest, document_id: int) -> HttpResponse:
+def document_reingest_view(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
     result = services.document_reingest(document=doc, actor=request.user)
     messages.info(request, result.message or f"“{doc.title}” queued for ingestion again.")
@@ -167,7 +169,7 @@ def document_reingest_view(request: HttpRequest, document_id: int) -> HttpRespon
 @login_required
 @admin_required
 @require_POST
-def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse:
+def document_delete_view(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
     try:
         services.document_delete(document=doc, actor=request.user)
@@ -180,7 +182,7 @@ def document_delete_view(request: HttpRequest, document_id: int) -> HttpResponse
 
 @login_required
 @require_GET
-def document_download(request: HttpRequest, document_id: int) -> HttpResponse:
+def document_download(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponseBase:
     """The uploaded original, only through this view: MEDIA_ROOT has no URL of its own."""
     from apps.audit.services import audit_record
 

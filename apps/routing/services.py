@@ -35,7 +35,7 @@ def policy_update(*, actor: AbstractBaseUser | None, **changes: Any) -> EgressPo
         before = _policy_state(policy)
         for name, value in changes.items():
             setattr(policy, name, value)
-        policy.updated_by = actor if actor is not None and actor.is_authenticated else None
+        policy.updated_by = actor if actor is not None and actor.is_authenticated else None  # type: ignore[assignment]  # auth.User
         policy.save()
         audit_record(
             actor=actor,
@@ -103,6 +103,45 @@ def decision_record(
     )
 
 
+def llm_call_record(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    message: Message,
+    where: str,
+    provider: str,
+    model: str,
+    payload_sha256: str,
+    result: StreamResult,
+    cost: Decimal,
+    error: str,
+) -> None:
+    """The `llm.call` audit event of one model call, local or external."""
+    audit_record(
+        actor=user,
+        action="llm.call",
+        target=conversation,
+        details={
+            "conversation_id": str(conversation.pk),
+            "message_id": message.pk,
+            "where": where,
+            "provider": provider,
+            "model": model,
+            # External: empty when the request never left (refused before the bytes went).
+            "payload_sha256": payload_sha256,
+            "prompt_tokens": result.prompt_tokens or message.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "cost": str(cost),
+            "latency_ms": round(result.total_s * 1000),
+            "first_token_ms": (
+                round(result.first_token_s * 1000) if result.first_token_s is not None else None
+            ),
+            "outcome": "failed" if error else "ok",
+            "error": error,
+        },
+    )
+
+
 def external_call_record(
     *,
     user: AbstractBaseUser,
@@ -124,23 +163,15 @@ def external_call_record(
             ProviderUsage.objects.filter(pk=usage.pk).update(
                 tokens=F("tokens") + tokens, cost=F("cost") + cost, calls=F("calls") + 1
             )
-        audit_record(
-            actor=user,
-            action="llm.call",
-            target=conversation,
-            details={
-                "conversation_id": str(conversation.pk),
-                "message_id": message.pk,
-                "where": "external",
-                "provider": provider.name,
-                "model": provider.model,
-                # Empty when the request never left (refused before the bytes went out).
-                "payload_sha256": sent_sha256,
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "cost": str(cost),
-                "latency_ms": round(result.total_s * 1000),
-                "outcome": "failed" if error else "ok",
-                "error": error,
-            },
+        llm_call_record(
+            user=user,
+            conversation=conversation,
+            message=message,
+            where="external",
+            provider=provider.name,
+            model=provider.model,
+            payload_sha256=sent_sha256,
+            result=result,
+            cost=cost,
+            error=error,
         )

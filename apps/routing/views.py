@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
+from apps.accounts.http import AuthenticatedHttpRequest
 from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE
 from apps.routing import services
 from apps.routing.forms import PolicyForm, ProviderAccessForm
@@ -17,7 +18,7 @@ from apps.routing.providers import external_provider
 
 @login_required
 @permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)
-def policy(request: HttpRequest) -> HttpResponse:
+def policy(request: AuthenticatedHttpRequest) -> HttpResponse:
     provider = external_provider()
     current = current_policy()
     access = ProviderAccess.objects.filter(provider=provider.name).first() if provider else None

@@ -101,7 +101,9 @@ def test_no_template_has_inline_script_handlers_or_styles():
     for path in sorted((ROOT / "templates").rglob("*.html")):
         text = path.read_text()
         for pattern in (INLINE_SCRIPT, INLINE_HANDLER, JS_URL, INLINE_STYLE):
-            found += [f"{path.relative_to(ROOT)}: {m.group(0)[:60]}" for m in pattern.finditer(text)]
+            found += [
+                f"{path.relative_to(ROOT)}: {m.group(0)[:60]}" for m in pattern.finditer(text)
+            ]
     assert found == []
 
 

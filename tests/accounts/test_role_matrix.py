@@ -88,8 +88,8 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any]]] = {
 # Every other Django admin page is AdminSite.admin_view-wrapped: is_staff is checked before
 # the view runs, for every model admin, so the table would only restate Django. Those
 # without path parameters are still requested below (each must send our non-staff roles
-# back into the admin's sign-in); those with parameters (object ids, app labels, the catch-all) would
-# need an instance of every registered model and test Django, not Enclave.
+# back into the admin's sign-in); those with parameters (object ids, app labels, the
+# catch-all) would need an instance of every registered model and test Django, not Enclave.
 ADMIN_ENTRY_POINTS = {"admin:index", "admin:login"}
 
 
@@ -128,7 +128,9 @@ def _kwargs(world: Any, name: str, params: set[str]) -> dict[str, Any]:
         "n": 1,
         "collection_id": world.collection.pk,
         # Deleting is tried on a document of its own, so the others stay for later rows.
-        "document_id": world.doomed.pk if name == "knowledge:document_delete" else world.document.pk,
+        "document_id": world.doomed.pk
+        if name == "knowledge:document_delete"
+        else world.document.pk,
         "event_id": world.event.pk,
     }
     missing = params - set(values)
@@ -169,7 +171,7 @@ def test_every_url_is_in_the_table_and_every_row_is_a_url():
 
 def test_role_matrix(world):
     seen = 0
-    for name, route, params in project_urls():
+    for name, _route, params in project_urls():
         if _admin_internal(name):
             continue
         url = reverse(name, kwargs=_kwargs(world, name, params))

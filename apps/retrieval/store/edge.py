@@ -11,6 +11,7 @@ them into StoreError with what we were doing, so callers never see an engine typ
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -147,7 +148,7 @@ class EdgeStore:
             if name not in existing:
                 op = q.UpdateOperation.create_field_index(name, types[kind])
                 self._call(
-                    f"create the payload index on {name}", lambda op=op: self._shard.update(op)
+                    f"create the payload index on {name}", functools.partial(self._shard.update, op)
                 )
 
     def close(self) -> None:

@@ -44,7 +44,7 @@ class Command(BaseCommand):
                         collection=collection,
                         upload=File(fh, name=path.name),
                         user=user,
-                        label=options["label"],
+                        label=str(options["label"]) if options["label"] else None,
                     )
                 except services.UploadRejected as err:
                     rejected += 1

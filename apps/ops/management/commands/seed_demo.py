@@ -61,8 +61,8 @@ class Command(BaseCommand):
             if collection is None:
                 collection = services.collection_create(
                     name=name,
-                    description=spec["description"],
-                    default_label=spec["default_label"],
+                    description=str(spec["description"]),
+                    default_label=str(spec["default_label"]),
                     groups=Group.objects.filter(name__in=spec["groups"]),
                     actor=admin,
                 )
