@@ -9,8 +9,9 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     from apps.retrieval.search import Retrieval
+    from apps.routing.llm import StreamResult
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +238,8 @@ def _answer_locally(
 ) -> Iterator[StreamEvent]:
     from apps.assistant.prompt import build_prompt
     from apps.assistant.tokens import count_message_tokens
-    from apps.routing.llm import ModelUnavailable, StreamResult, local_endpoint, stream_chat
+    from apps.routing import services as routing
+    from apps.routing.llm import local_endpoint, stream_chat
 
     endpoint = local_endpoint()
     prompt = build_prompt(
@@ -253,66 +256,33 @@ def _answer_locally(
         "max_tokens": settings.LOCAL_LLM_MAX_TOKENS,
         "temperature": 0.0,
     }
-    reply = Message.objects.create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        reply_to=asked,
-        status=Message.Status.STREAMING,
-        model_name=endpoint.model,
-        model_where=endpoint.where,
-        model_display=endpoint.display,
+
+    def record_call(reply: Message, result: StreamResult, error: str) -> None:
+        routing.llm_call_record(
+            user=user,
+            conversation=conversation,
+            message=reply,
+            where="local",
+            provider="local",
+            model=endpoint.model,
+            payload_sha256=request_sha256(body),
+            result=result,
+            cost=Decimal(0),
+            error=error,
+        )
+
+    reply = yield from _stream_reply(
+        user,
+        conversation,
+        asked,
+        model=(endpoint.model, endpoint.where, endpoint.display),
         passages=prompt.passages,
         prompt_tokens=prompt.tokens,
-    )
-    yield StreamEvent(
-        "meta",
-        {
-            "message_id": reply.pk,
-            "model": endpoint.display,
-            "where": endpoint.where,
-            "passages": len(prompt.passages),
-        },
-    )
-    result = StreamResult()
-    error = ""
-    try:
-        for piece in stream_chat(
+        pieces=lambda result: stream_chat(
             endpoint, prompt.messages, max_tokens=settings.LOCAL_LLM_MAX_TOKENS, result=result
-        ):
-            yield StreamEvent("token", {"text": piece})
-    except ModelUnavailable as err:
-        error = str(err)
-    finally:
-        # Also runs when the browser goes away mid-stream (GeneratorExit): what arrived
-        # is kept, marked incomplete, and recorded.
-        if not error and result.finish_reason not in ("stop", "length"):
-            error = "The answer stopped before the model finished."
-        ops_metrics.answer_finished(where="local", result=result, failed=bool(error))
-
-        def record_call() -> None:
-            audit_record(
-                actor=user,
-                action="llm.call",
-                target=conversation,
-                details={
-                    "conversation_id": str(conversation.pk),
-                    "message_id": reply.pk,
-                    "where": "local",
-                    "provider": "local",
-                    "model": reply.model_name,
-                    "payload_sha256": request_sha256(body),
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": result.completion_tokens,
-                    "latency_ms": round(result.total_s * 1000),
-                    "first_token_ms": _ms(result.first_token_s),
-                    "cost": "0",
-                    "outcome": "failed" if error else "ok",
-                    "error": error,
-                },
-            )
-
-        _finish_reply(user, conversation, reply, result, error, record_call)
-    yield StreamEvent("done", _done_data(reply))
+        ),
+        record_call=record_call,
+    )
     if reply.status == Message.Status.FAILED:
         # The local model is down: the stronger model may answer, if the gate allows.
         yield from escalate(user=user, answer=reply, trigger="local_down")
@@ -348,7 +318,6 @@ def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterat
     """
     from apps.routing import gate
     from apps.routing import services as routing
-    from apps.routing.llm import ModelUnavailable, StreamResult
     from apps.routing.providers import external_provider
 
     conversation = answer.conversation
@@ -374,53 +343,83 @@ def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterat
         text = "Not sent to the stronger model. " + decision.summary()
         yield from _finish_without_model(user, conversation, asked, text, "kept_local")
         return
+    sent: dict[str, str] = {}
+
+    def record_call(reply: Message, result: StreamResult, error: str) -> None:
+        routing.external_call_record(
+            user=user,
+            conversation=conversation,
+            message=reply,
+            provider=provider,
+            result=result,
+            sent_sha256=sent.get("sha256", ""),
+            error=error,
+        )
+
+    yield from _stream_reply(
+        user,
+        conversation,
+        asked,
+        model=(provider.model, "external", provider.display),
+        passages=request.passages,
+        prompt_tokens=0,
+        pieces=lambda result: gate.send(
+            decision=decision, request=request, provider=provider, result=result, sent=sent
+        ),
+        record_call=record_call,
+        error_suffix=" The answer above stays as it was.",
+    )
+
+
+def _stream_reply(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    *,
+    model: tuple[str, str, str],
+    passages: list[dict[str, Any]],
+    prompt_tokens: int,
+    pieces: Callable[[StreamResult], Iterator[str]],
+    record_call: Callable[[Message, StreamResult, str], None],
+    error_suffix: str = "",
+) -> Generator[StreamEvent, None, Message]:
+    """Stream one model's answer into a new message: meta, tokens, done. Returns it."""
+    from apps.routing.llm import ModelUnavailable, StreamResult
+
+    name, where, display = model
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         reply_to=asked,
         status=Message.Status.STREAMING,
-        model_name=provider.model,
-        model_where="external",
-        model_display=provider.display,
-        passages=request.passages,
+        model_name=name,
+        model_where=where,
+        model_display=display,
+        passages=passages,
+        prompt_tokens=prompt_tokens,
     )
     yield StreamEvent(
         "meta",
-        {
-            "message_id": reply.pk,
-            "model": provider.display,
-            "where": "external",
-            "passages": len(request.passages),
-        },
+        {"message_id": reply.pk, "model": display, "where": where, "passages": len(passages)},
     )
     result = StreamResult()
-    sent: dict[str, str] = {}
     error = ""
     try:
-        for piece in gate.send(
-            decision=decision, request=request, provider=provider, result=result, sent=sent
-        ):
+        for piece in pieces(result):
             yield StreamEvent("token", {"text": piece})
     except ModelUnavailable as err:
-        error = f"{err} The answer above stays as it was."
+        error = f"{err}{error_suffix}"
     finally:
+        # Also runs when the browser goes away mid-stream (GeneratorExit): what arrived
+        # is kept, marked incomplete, and recorded.
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
-        ops_metrics.answer_finished(where="external", result=result, failed=bool(error))
-
-        def record_call() -> None:
-            routing.external_call_record(
-                user=user,
-                conversation=conversation,
-                message=reply,
-                provider=provider,
-                result=result,
-                sent_sha256=sent.get("sha256", ""),
-                error=error,
-            )
-
-        _finish_reply(user, conversation, reply, result, error, record_call)
+        ops_metrics.answer_finished(where=where, result=result, failed=bool(error))
+        _finish_reply(
+            user, conversation, reply, result, error, lambda: record_call(reply, result, error)
+        )
     yield StreamEvent("done", _done_data(reply))
+    return reply
 
 
 def _finish_reply(
