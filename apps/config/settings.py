@@ -135,10 +135,17 @@ X_FRAME_OPTIONS = "DENY"
 
 # Rate limits count in Django's cache, on Redis: one counter for every web process, and
 # atomic increments (apps/accounts/ratelimit.py).
+# Default: the broker's Redis (CELERY_BROKER_URL), database 1.
+_broker_url = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+_default_cache_url = (
+    re.sub(r"(/\d*)?$", "/1", _broker_url, count=1)
+    if re.match(r"rediss?://[^/]+(/\d*)?$", _broker_url)
+    else "redis://127.0.0.1:6379/1"
+)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env.str("CACHE_URL", default="redis://127.0.0.1:6379/1"),
+        "LOCATION": env.str("CACHE_URL", default=_default_cache_url),
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="enclave"),
         "TIMEOUT": 300,
     }

@@ -161,3 +161,18 @@ def test_download_is_checked_audited_and_never_rendered(world):
     # A revoked grant closes the download at once.
     world.collection.groups.clear()
     assert reader.get(url).status_code == 404
+
+
+def test_security_settings_are_in_the_readme_table():
+    """Each variable of settings' sign-in/HTTPS section has its row in README Configuration."""
+    source = (ROOT / "apps" / "config" / "settings.py").read_text()
+    start = source.index("# --- Sign-in, sessions and HTTPS")
+    end = source.index("\n# --- ", start + 1)
+    names = set(re.findall(r'env(?:\.\w+)?\("([A-Z0-9_]+)"', source[start:end]))
+    assert {"ENCLAVE_HTTPS", "QUESTION_RATE_PER_MINUTE", "OIDC_GROUP_MAP"} <= names
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    missing = {n for n in names if not any(f"`{n}`" in row for row in rows)}
+    # ENCLAVE_DEV is read again here; its row predates this section.
+    assert missing == set()

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SEMGREP = ROOT / ".venv" / "semgrep" / "bin" / "semgrep"
 
-BAD = '''
+BAD = """
 import openai
 from anthropic.types import Message
 import importlib
@@ -38,7 +38,7 @@ def view(cursor, name, text):
 @csrf_exempt
 def hook(request):
     return None
-'''
+"""
 
 
 @pytest.fixture(scope="module")
