@@ -105,6 +105,22 @@ def _public(passage: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in passage.items() if k != "text"}
 
 
+def _chat_event(
+    user: AbstractBaseUser,
+    action: str,
+    conversation: Conversation,
+    message: Message,
+    **details: Any,
+) -> None:
+    """An audit event of a conversation's turn: who, what, which conversation and message."""
+    audit_record(
+        actor=user,
+        action=action,
+        target=conversation,
+        details={"conversation_id": str(conversation.pk), "message_id": message.pk, **details},
+    )
+
+
 def request_sha256(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -122,7 +138,6 @@ def ask(
     from apps.retrieval.store import StoreError
 
     question = question_clean(question)
-    conv_id = str(conversation.pk)
     ops_metrics.question_asked()  # Prometheus (apps/ops/metrics.py)
     with transaction.atomic():
         asked = Message.objects.create(
@@ -131,12 +146,7 @@ def ask(
         if not conversation.title:
             conversation.title = question[:120]
         conversation.save(update_fields=["title", "updated_at"])
-        audit_record(
-            actor=user,
-            action="chat.question",
-            target=conversation,
-            details={"conversation_id": conv_id, "message_id": asked.pk, "question": question},
-        )
+        _chat_event(user, "chat.question", conversation, asked, question=question)
 
     try:
         found: Retrieval | None = retrieve(user=user, question=question)
@@ -181,19 +191,16 @@ def _note_retrieval(
         if touched != set(conversation.touched_labels or []):
             conversation.touched_labels = sorted(touched)
             conversation.save(update_fields=["touched_labels", "updated_at"])
-        audit_record(
-            actor=user,
-            action="chat.retrieval",
-            target=conversation,
-            details={
-                "conversation_id": str(conversation.pk),
-                "message_id": asked.pk,
-                "mode": found.mode,
-                "collections_searched": len(found.collection_ids),
-                "relevant": found.relevant,
-                "chunks": [_public(p) for p in passages],
-                "documents": sorted({p["document_id"] for p in passages}),
-            },
+        _chat_event(
+            user,
+            "chat.retrieval",
+            conversation,
+            asked,
+            mode=found.mode,
+            collections_searched=len(found.collection_ids),
+            relevant=found.relevant,
+            chunks=[_public(p) for p in passages],
+            documents=sorted({p["document_id"] for p in passages}),
         )
 
 
@@ -213,17 +220,14 @@ def _finish_without_model(
             content="" if status == Message.Status.FAILED else text,
             error=text if status == Message.Status.FAILED else "",
         )
-        audit_record(
-            actor=user,
-            action="chat.answer",
-            target=conversation,
-            details={
-                "conversation_id": str(conversation.pk),
-                "message_id": reply.pk,
-                "status": status,
-                "citations": [],
-                "model": "",
-            },
+        _chat_event(
+            user,
+            "chat.answer",
+            conversation,
+            reply,
+            status=status,
+            citations=[],
+            model="",
         )
     yield StreamEvent("meta", {"message_id": reply.pk, "model": "", "passages": 0})
     yield StreamEvent("done", _done_data(reply))
@@ -452,21 +456,18 @@ def _finish_reply(
     with transaction.atomic():
         reply.save()
         record_call()
-        audit_record(
-            actor=user,
-            action="chat.answer",
-            target=conversation,
-            details={
-                "conversation_id": str(conversation.pk),
-                "message_id": reply.pk,
-                "status": reply.status,
-                "model": reply.model_name,
-                "where": reply.model_where,
-                "citations": [
-                    {k: c[k] for k in ("n", "chunk_id", "document_id", "label", "by")}
-                    for c in reply.citations
-                ],
-            },
+        _chat_event(
+            user,
+            "chat.answer",
+            conversation,
+            reply,
+            status=reply.status,
+            model=reply.model_name,
+            where=reply.model_where,
+            citations=[
+                {k: c[k] for k in ("n", "chunk_id", "document_id", "label", "by")}
+                for c in reply.citations
+            ],
         )
 
 
@@ -491,14 +492,11 @@ def message_feedback(*, user: AbstractBaseUser, message: Message, value: int) ->
         message.feedback = value
         message.feedback_at = timezone.now()
         message.save(update_fields=["feedback", "feedback_at"])
-        audit_record(
-            actor=user,
-            action="chat.feedback",
-            target=message.conversation,
-            details={
-                "conversation_id": str(message.conversation_id),
-                "message_id": message.pk,
-                "value": "up" if value == 1 else "down",
-            },
+        _chat_event(
+            user,
+            "chat.feedback",
+            message.conversation,
+            message,
+            value="up" if value == 1 else "down",
         )
     return message
