@@ -184,7 +184,7 @@ def test_role_matrix(world):
                 _check(response, want, f"{method} {url} ({name}) as {role}: "
                        f"got {response.status_code} {response.get('Location', '')}")  # fmt: skip
                 seen += 1
-    # 34 URLs × 2 methods × 4 roles at the time of writing; grows with the project.
+    # 32 URLs × 2 methods × 4 roles (256 requests) at the time of writing.
     assert seen == len(EXPECTED) * 2 * len(ROLES)
 
 
