@@ -268,7 +268,7 @@ def grid() -> tuple[list[Group], list[Collection], User]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -322,3 +322,23 @@ def test_readable_collection_ids_reads_the_database(world):
     from django.contrib.auth.models import AnonymousUser
 
     assert search.readable_collection_ids(AnonymousUser()) == []
+
+
+def test_only_the_search_module_sends_search_queries():
+    """retrieve() is the one search path: no other module of the product calls a query
+    method of the store (the backends themselves and the owner process aside)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    allowed = {Path("apps/retrieval/search.py")}
+    pattern = re.compile(r"\.(query_dense|query_sparse|query_hybrid)\(")
+    offenders = [
+        str(path.relative_to(root))
+        for base in ("apps", "workers")
+        for path in (root / base).rglob("*.py")
+        if path.relative_to(root) not in allowed
+        and not path.relative_to(root).parts[:3] == ("apps", "retrieval", "store")
+        and pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
