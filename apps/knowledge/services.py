@@ -196,37 +196,49 @@ def document_create(
             f"{name} is already in {collection.name} as “{existing.title}” (same content)."
         )
     enqueue = EnqueueResult(queued=True)
-    with transaction.atomic():
-        doc = Document(
-            collection=collection,
-            title=title or Path(name).stem.replace("_", " ").strip() or name,
-            original_name=name,
-            sha256=sha,
-            size=size,
-            label=label or collection.default_label,
-            uploaded_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
-        )
-        doc.file.save(name, upload, save=False)
-        doc.save()
-        audit_record(
-            actor=user,
-            action="document.uploaded",
-            target=doc,
-            details={
-                "document_id": doc.pk,
-                "collection_id": collection.pk,
-                "label": doc.label,
-                "sha256": sha,
-                "size": size,
-                "name": name,
-            },
-        )
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            doc = Document(
+                collection=collection,
+                title=title or Path(name).stem.replace("_", " ").strip() or name,
+                original_name=name,
+                sha256=sha,
+                size=size,
+                label=label or collection.default_label,
+                uploaded_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
+            )
+            doc.file.save(name, upload, save=False)
+            stored.append(doc.file.name or "")
+            doc.save()
+            audit_record(
+                actor=user,
+                action="document.uploaded",
+                target=doc,
+                details={
+                    "document_id": doc.pk,
+                    "collection_id": collection.pk,
+                    "label": doc.label,
+                    "sha256": sha,
+                    "size": size,
+                    "name": name,
+                },
+            )
 
-        def _after_commit() -> None:
-            nonlocal enqueue
-            enqueue = _enqueue_ingest(doc.pk)
+            def _after_commit() -> None:
+                nonlocal enqueue
+                enqueue = _enqueue_ingest(doc.pk)
 
-        transaction.on_commit(_after_commit)
+            transaction.on_commit(_after_commit)
+    except BaseException:
+        # Not committed (the database went away mid-upload, ...): the stored file belongs
+        # to no document, so it goes too, and nothing half-written is left behind.
+        for stored_name in filter(None, stored):
+            try:
+                doc.file.storage.delete(stored_name)
+            except OSError:
+                logger.exception("could not remove %s after a failed upload", stored_name)
+        raise
     return doc, enqueue
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.files.uploadedfile import UploadedFile
+from django.db import InterfaceError, OperationalError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +22,7 @@ from apps.knowledge.models import Collection, Document, Label
 from apps.retrieval.store.protocol import StoreError
 
 admin_required = permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)
+logger = logging.getLogger(__name__)
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:
@@ -46,6 +51,13 @@ def upload_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
+def _not_stored(upload_file: UploadedFile) -> str:
+    return (
+        f"{upload_file.name} was not stored: the database is not answering right now. "
+        "Nothing was kept; upload it again in a moment."
+    )
+
+
 @login_required
 @admin_required
 @require_POST
@@ -56,7 +68,13 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
         return JsonResponse({"error": "Create a collection first."}, status=400)
     label = request.POST.get("label") or None
     results: list[dict[str, object]] = []
+    database_down = False
     for upload_file in request.FILES.getlist("files"):
+        if database_down:
+            results.append(
+                {"name": upload_file.name, "ok": False, "message": _not_stored(upload_file)}
+            )
+            continue
         try:
             doc, enqueue = services.document_create(
                 collection=collection, upload=upload_file, user=request.user, label=label
@@ -64,13 +82,22 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
         except services.UploadRejected as err:
             results.append({"name": upload_file.name, "ok": False, "message": str(err)})
             continue
+        except (OperationalError, InterfaceError):
+            # The connection is gone (database restarted, failover, ...); the transaction
+            # rolled back and the service removed the stored file. Say so, not a 500.
+            logger.exception("database unavailable during upload of %s", upload_file.name)
+            database_down = True
+            results.append(
+                {"name": upload_file.name, "ok": False, "message": _not_stored(upload_file)}
+            )
+            continue
         row = selectors.document_status_row(doc)
         results.append({"name": upload_file.name, "ok": True, "message": enqueue.message, **row})
     if not results:
         return JsonResponse({"error": "No files were received."}, status=400)
     wants_json = "application/json" in request.headers.get("Accept", "")
     if wants_json:
-        return JsonResponse({"results": results})
+        return JsonResponse({"results": results}, status=503 if database_down else 200)
     for r in results:
         (messages.success if r["ok"] else messages.error)(
             request, f"{r['name']}: {'queued' if r['ok'] else r['message']}"
