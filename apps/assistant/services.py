@@ -287,8 +287,10 @@ def _answer_locally(
         ),
         record_call=record_call,
     )
-    if reply.status == Message.Status.FAILED:
-        # The local model is down: the stronger model may answer, if the gate allows.
+    if reply.status in (Message.Status.FAILED, Message.Status.INCOMPLETE):
+        # The local model is down, or died mid-answer (what arrived is kept, marked
+        # incomplete): the stronger model may answer, if the gate allows. A browser that
+        # went away never gets here (the generator is closed).
         yield from escalate(user=user, answer=reply, trigger="local_down")
     elif reply.status == Message.Status.COMPLETE and _declines(reply.content):
         from apps.routing.gate import current_policy
