@@ -65,5 +65,5 @@ def _share_cores(**_kwargs) -> None:
     """
     from django.conf import settings
 
-    if not settings.EMBEDDING_THREADS and _pool_size > 1:
-        settings.EMBEDDING_THREADS = max(1, (os.cpu_count() or 1) // _pool_size)
+    if not settings.EMBEDDING_THREADS:
+        settings.EMBEDDING_THREADS = max(1, (os.cpu_count() or 1) // max(_pool_size, 1))

@@ -37,8 +37,11 @@ def get_model() -> SentenceTransformer:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    if settings.EMBEDDING_THREADS:
-        torch.set_num_threads(settings.EMBEDDING_THREADS)
+    # One thread unless told otherwise (a Celery worker process sets its share of the
+    # cores at start, workers/celery.py): a question is a single short text, and under
+    # load extra OpenMP threads wait for busy cores (measured p95 409 ms with the default
+    # against 29 ms with one thread, bench/retrieval.py).
+    torch.set_num_threads(settings.EMBEDDING_THREADS or 1)
     return SentenceTransformer(model_path(), device="cpu")
 
 
