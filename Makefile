@@ -18,7 +18,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
-	bench-llm
+	bench-llm browser
 
 install: $(STAMP)
 
@@ -65,7 +65,12 @@ lint: install
 compose-plugin: install
 	-@PIP=$(PIP) docker/install-compose-plugin.sh
 
-test: install db lint compose-plugin
+# Debian's chromium for the browser tests (tests/e2e), driven by Playwright; quick once it
+# is installed. Never `playwright install`: it downloads browsers, which cannot work here.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
+
+test: install db lint compose-plugin browser
 	$(VENV)/bin/pytest
 
 # Benchmarks: on demand, each prints a ratio against a baseline measured in the same run.
