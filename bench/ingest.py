@@ -57,6 +57,37 @@ def main() -> None:
     if args.limit:
         entries = entries[: args.limit]
 
+    # The baseline's texts: the same chunks the worker will make, by the same function,
+    # from the same bytes (a repeated passage is refused at upload, so it is left out).
+    files = var / "corpus"
+    files.mkdir()
+    texts, seen = [], set()
+    for entry in entries:
+        body = entry["text"].encode()
+        if body in seen:
+            continue
+        seen.add(body)
+        path = files / f"{len(seen)}.txt"
+        path.write_bytes(body)
+        _, doc_chunks = services.document_chunks(path=path)
+        title = entry.get("title") or entry["_id"]
+        texts += [embedding_text(title=title, section=c.section, text=c.text) for c in doc_chunks]
+    model = get_model()
+    import torch
+
+    # The baseline gets every core, as the worker's pool processes do together.
+    torch.set_num_threads(os.cpu_count() or 1)
+    model.encode(texts[:64], batch_size=32)
+
+    def raw_seconds() -> float:
+        started = time.perf_counter()
+        model.encode(texts, batch_size=32, normalize_embeddings=True)
+        return time.perf_counter() - started
+
+    # Timed before and after the pipeline; the faster run is the baseline, so noise from
+    # other work on the machine can only make the ratio look worse, never better.
+    raw_before = raw_seconds()
+
     env = {**os.environ}
     store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=env)
     from django.conf import settings
@@ -96,38 +127,27 @@ def main() -> None:
         docs = Document.objects.filter(pk__in=ids)
         chunks = sum(d.chunk_count for d in docs)
         failed = docs.filter(status=Document.Status.FAILED).count()
-
-        # The baseline: the same chunk texts, straight into the model.
-        texts = []
-        for doc in docs:
-            _, doc_chunks = services.document_chunks(path=Path(doc.file.path))
-            texts += [
-                embedding_text(title=doc.title, section=c.section, text=c.text) for c in doc_chunks
-            ]
-        model = get_model()
-        import torch
-
-        # The baseline gets every core, as the worker's pool does together.
-        torch.set_num_threads(os.cpu_count() or 1)
-        model.encode(texts[:64], batch_size=32)
-        started = time.perf_counter()
-        model.encode(texts, batch_size=32, normalize_embeddings=True)
-        raw_s = time.perf_counter() - started
     finally:
         kill_worker(worker)
         stop_vectorstore(store_proc)
+    raw_after = raw_seconds()
+    raw_s = min(raw_before, raw_after)
 
     pipeline_rate = chunks / pipeline_s
     raw_rate = len(texts) / raw_s
     print(f"worker pool processes: {concurrency}")
     print(
-        f"documents: {len(ids)} ({failed} failed, {skipped} duplicates skipped), chunks: {chunks}"
+        f"documents: {len(ids)} ({failed} failed, {skipped} duplicates skipped), chunks: {chunks} "
+        f"(baseline texts: {len(texts)})"
     )
     print(
         f"pipeline (upload -> Celery -> parse -> chunk -> embed -> upsert): "
         f"{pipeline_rate:.1f} chunks/s ({pipeline_s:.1f} s)"
     )
-    print(f"raw SentenceTransformer.encode, batch 32: {raw_rate:.1f} chunks/s ({raw_s:.1f} s)")
+    print(
+        f"raw SentenceTransformer.encode, batch 32, all cores: {raw_rate:.1f} chunks/s "
+        f"(best of {raw_before:.1f} s before and {raw_after:.1f} s after)"
+    )
     print(f"ratio pipeline/raw: {pipeline_rate / raw_rate:.2f} (goal >= 0.80)")
 
 
