@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.files import File
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -75,6 +76,15 @@ def _sha256_of(upload: File) -> str:
     return digest.hexdigest()
 
 
+# Kept on a document whose task could not be sent: the upload page shows it, and the
+# reaper's next round (beat, every minute) sends it again without waiting for the stale
+# cutoff. The worker clears it when it claims the document.
+QUEUE_UNAVAILABLE = (
+    "Waiting for the ingestion queue: it was unavailable when this file arrived; the file "
+    "is stored and is sent again automatically once the queue is back."
+)
+
+
 def _enqueue_ingest(document_id: int) -> EnqueueResult:
     from workers.ingest import ingest_document_task
 
@@ -85,6 +95,12 @@ def _enqueue_ingest(document_id: int) -> EnqueueResult:
     except Exception:  # kombu raises several types when the broker is down
         # The document stays "queued"; the stale-ingestion reaper sends it again later.
         logger.exception("could not enqueue document %s", document_id)
+        try:
+            Document.objects.filter(pk=document_id, status=Document.Status.QUEUED).update(
+                failure_reason=QUEUE_UNAVAILABLE
+            )
+        except Exception:  # runs after commit: must not turn a stored upload into an error
+            logger.exception("could not mark document %s as waiting for the queue", document_id)
         return EnqueueResult(
             queued=False,
             message="The ingestion queue is unavailable right now; the file is stored "
@@ -539,12 +555,16 @@ def ingestion_reap_stale(*, worker: str | None = None) -> list[int]:
         _update(doc.pk, status=Document.Status.QUEUED, worker="")
         requeue.append(doc.pk)
     requeue.extend(
-        Document.objects.filter(status=Document.Status.QUEUED, updated_at__lt=cutoff)
+        Document.objects.filter(status=Document.Status.QUEUED)
+        .filter(Q(updated_at__lt=cutoff) | Q(failure_reason=QUEUE_UNAVAILABLE))
         .exclude(pk__in=requeue)
         .values_list("pk", flat=True)
     )
     for pk in requeue:
-        _enqueue_ingest(pk)
+        if _enqueue_ingest(pk).queued:
+            Document.objects.filter(
+                pk=pk, status=Document.Status.QUEUED, failure_reason=QUEUE_UNAVAILABLE
+            ).update(failure_reason="")
     if requeue:
         logger.info("re-queued stale documents %s", requeue)
     return requeue
