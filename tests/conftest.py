@@ -50,17 +50,16 @@ def enclave_cache() -> str:
     return prefix
 
 
-@pytest.fixture(scope="session")
-def enclave_env(django_db_setup, django_db_blocker, enclave_var) -> dict[str, str]:
-    """Point this process and every child process at the same test database, media
-    folder, vector store socket and Redis database, away from a running `make run`."""
+@pytest.fixture(scope="session", autouse=True)
+def enclave_broker() -> str:
+    """Every task this session sends goes to the test Redis database under this session's
+    own key prefix, from the first test on: a test that uploads without asking for
+    `enclave_env` must not feed the queue of a `make run` on this machine."""
     import redis
     from django.conf import settings
-    from django.db import connection
 
     from workers.celery import app
 
-    var = enclave_var
     settings.CELERY_BROKER_URL = TEST_BROKER
     app.conf.broker_url = TEST_BROKER
     # Keys of this session only: another test session on this machine shares the database.
@@ -70,10 +69,23 @@ def enclave_env(django_db_setup, django_db_blocker, enclave_var) -> dict[str, st
         **(app.conf.broker_transport_options or {}),
         "global_keyprefix": prefix,
     }
+    app._after_fork()  # no pooled connection to the default broker survives
     client = redis.Redis.from_url(TEST_BROKER)
     for key in client.scan_iter("enclave-test-*"):
         if client.ttl(key) == -1:
             client.expire(key, 3600)  # an old session's leftovers go away within the hour
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def enclave_env(django_db_setup, django_db_blocker, enclave_var, enclave_broker) -> dict[str, str]:
+    """Point this process and every child process at the same test database, media
+    folder, vector store socket and Redis database, away from a running `make run`."""
+    from django.conf import settings
+    from django.db import connection
+
+    var = enclave_var
+    prefix = enclave_broker
     db = connection.settings_dict
     db_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     return {

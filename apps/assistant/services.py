@@ -421,11 +421,35 @@ def _stream_reply(
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
         ops_metrics.answer_finished(where=where, result=result, failed=bool(error))
-        _finish_reply(
+        _finish_reply_once_more_if_disconnected(
             user, conversation, reply, result, error, lambda: record_call(reply, result, error)
         )
     yield StreamEvent("done", _done_data(reply))
     return reply
+
+
+def _finish_reply_once_more_if_disconnected(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    reply: Message,
+    result: Any,
+    error: str,
+    record_call: Any,
+) -> None:
+    """_finish_reply, retried once on a fresh connection if the database connection died
+    while the answer streamed (a restart or failover during the seconds a stream lasts):
+    the answer and its audit events are then still written together, and the stream ends
+    normally. Nothing was committed by the failed try (one transaction)."""
+    from django.db import InterfaceError, OperationalError, connection
+
+    try:
+        _finish_reply(user, conversation, reply, result, error, record_call)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise  # a caller's transaction is lost with the connection; not ours to redo
+        log.warning("database connection lost while streaming; saving the answer again")
+        connection.close()
+        _finish_reply(user, conversation, reply, result, error, record_call)
 
 
 def _finish_reply(

@@ -13,17 +13,24 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.db.models.signals import post_save, pre_save
 from django.urls import reverse
 
+from apps.assistant.models import Message
 from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
+from apps.knowledge import services
 from apps.knowledge.models import Document
+from tests.conftest import wait_for_documents
 from tests.failures import helpers
 from tests.support import fixtures
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# enclave_env: an upload enqueues its ingestion; it must go to the test broker, never to
+# the default one a `make run` on this machine consumes.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enclave_env")]
 
 DB_DOWN = "database"
 
@@ -111,4 +118,51 @@ def test_connection_dropped_mid_upload_is_a_clear_error_and_leaves_nothing_half_
     assert resp.status_code == 200 and resp.json()["results"][0]["ok"], resp.content
     doc = Document.objects.get(original_name=path.name)
     assert AuditEvent.objects.filter(action="document.uploaded", target_id=str(doc.pk)).exists()
+    assert verify_chain().intact
+
+
+VACATION = (
+    "# Vacation policy\n\n## Vacation days\n\n"
+    "New employees get 25 vacation days per year. Unused vacation days can be carried over "
+    "until March 31 of the next year.\n"
+)
+
+
+@pytest.mark.usefixtures("live_worker", "live_llm")
+def test_connection_dropped_while_an_answer_streams_keeps_the_answer_and_its_audit(
+    client, settings
+):
+    """The stream outlives the connection it started on: the answer and its audit events
+    are written on a fresh one, so the turn is whole and the chain verifies."""
+    settings.LOCAL_LLM_MAX_TOKENS = 64
+    readers = Group.objects.create(name="Drop readers")
+    collection = helpers.make_collection("Dropped chat", groups=[readers])
+    doc, _ = services.document_create(
+        collection=collection, upload=ContentFile(VACATION.encode(), name="v.md"), user=None
+    )
+    assert wait_for_documents([doc.pk])[doc.pk].status == "indexed"
+    user = helpers.employee("drop-eve", readers)
+    client.force_login(user)
+    resp = client.post(
+        reverse("assistant:ask"), {"question": "How many vacation days do new employees get?"}
+    )
+    assert resp.status_code == 200
+    body, cut = "", False
+    for chunk in resp.streaming_content:
+        body += chunk.decode()
+        if not cut and "event: token" in body:
+            _terminate_own_backend()
+            cut = True
+    assert cut
+    events = helpers.parse_sse(body)
+    [done] = [data for kind, data in events if kind == "done"]
+    assert done["status"] == "complete", done
+    reply = Message.objects.get(pk=done["message_id"])
+    assert reply.status == Message.Status.COMPLETE and reply.content
+    actions = list(
+        AuditEvent.objects.filter(conversation_id=done["conversation_id"])
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["chat.question", "chat.retrieval", "llm.call", "chat.answer"]
     assert verify_chain().intact
