@@ -96,15 +96,29 @@ def test_queue_depth_is_read_from_redis_at_scrape_time(client, enclave_env, sett
 
     client_redis = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     key = f"{settings.CELERY_KEY_PREFIX}ingest"
+    priority_key = f"{settings.CELERY_KEY_PREFIX}default\x06\x163"
+    # Earlier tests of the session may have left tasks that no worker consumed: count
+    # what this test adds, not what the queue holds.
+    before = _scrape(client)
     # Messages nobody consumes (no worker in this module), removed again after.
     client_redis.lpush(key, "m1", "m2", "m3")
-    client_redis.lpush(f"{settings.CELERY_KEY_PREFIX}default\x06\x163", "m4")
+    client_redis.lpush(priority_key, "m4")
     try:
         text = _scrape(client)
     finally:
-        client_redis.delete(key, f"{settings.CELERY_KEY_PREFIX}default\x06\x163")
-    assert _sample(text, "enclave_queue_depth", 'queue="ingest"') == 3
-    assert _sample(text, "enclave_queue_depth", 'queue="default"') == 1
+        client_redis.lrem(key, 0, "m1")
+        client_redis.lrem(key, 0, "m2")
+        client_redis.lrem(key, 0, "m3")
+        client_redis.lrem(priority_key, 0, "m4")
+
+    def added(queue: str) -> float:
+        label = f'queue="{queue}"'
+        return _sample(text, "enclave_queue_depth", label) - _sample(
+            before, "enclave_queue_depth", label
+        )
+
+    assert added("ingest") == 3
+    assert added("default") == 1
     assert _sample(text, "enclave_queue_depth_up") == 1
 
 
