@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -330,18 +331,23 @@ def escalate(*, user: AbstractBaseUser, answer: Message, trigger: str) -> Iterat
     asked = answer.reply_to
     if asked is None:
         raise ValueError("this answer has no question to escalate")
-    provider = external_provider()
+    broken: Exception | None = None
+    try:
+        provider = external_provider()
+    except ImproperlyConfigured as err:  # e.g. its key file cannot be read
+        provider, broken = None, err
     policy = gate.current_policy()
-    request = gate.prepare(
+    request, decision = gate.prepare_and_decide(
+        user=user,
+        conversation=conversation,
         question=asked.content,
         passages=answer.passages,
         history=_history(conversation, asked),
-        policy=policy,
         provider=provider,
+        policy=policy,
     )
-    decision = gate.decide(
-        user=user, conversation=conversation, request=request, provider=provider, policy=policy
-    )
+    if broken is not None:
+        decision = gate.failed_decision(broken, None, decision.payload_sha256)
     routing.decision_record(
         user=user, conversation=conversation, decision=decision, request=request, trigger=trigger
     )

@@ -181,21 +181,53 @@ def decide(
         decision = _decide(user, conversation, request, provider, policy or current_policy())
     except Exception as err:  # noqa: BLE001 - any failure while deciding means "local"
         log.exception("egress decision failed")
-        decision = Decision(
-            allowed=False,
-            reasons=[
-                Reason(
-                    "error",
-                    f"The egress check failed ({type(err).__name__}), so nothing was sent: "
-                    "the answer stays on our servers.",
-                )
-            ],
-            provider=getattr(provider, "name", ""),
-            model=getattr(provider, "model", ""),
-            payload_sha256=_safe_sha(request),
-        )
+        decision = failed_decision(err, provider, _safe_sha(request))
     ops_metrics.egress_decided(decision)  # Prometheus (apps/ops/metrics.py); never raises
     return decision
+
+
+def prepare_and_decide(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    question: str,
+    passages: Sequence[dict[str, Any]],
+    history: Sequence[dict[str, str]],
+    provider: Provider | None,
+    policy: EgressPolicy,
+) -> tuple[ExternalRequest, Decision]:
+    """`prepare` then `decide`; a payload that cannot even be built is a denial too."""
+    try:
+        request = prepare(
+            question=question, passages=passages, history=history, policy=policy,
+            provider=provider,
+        )  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - any failure on the way out means "local"
+        log.exception("egress payload could not be built")
+        empty = ExternalRequest(messages=[], question=question, history=list(history), chunks=[])
+        decision = failed_decision(err, provider, "")
+        ops_metrics.egress_decided(decision)
+        return empty, decision
+    return request, decide(
+        user=user, conversation=conversation, request=request, provider=provider, policy=policy
+    )
+
+
+def failed_decision(err: Exception, provider: Provider | None, sha: str) -> Decision:
+    """A denial for an error on the way out (deciding, building, configuration)."""
+    return Decision(
+        allowed=False,
+        reasons=[
+            Reason(
+                "error",
+                f"The egress check failed ({type(err).__name__}), so nothing was sent: "
+                "the answer stays on our servers.",
+            )
+        ],
+        provider=getattr(provider, "name", ""),
+        model=getattr(provider, "model", ""),
+        payload_sha256=sha,
+    )
 
 
 def _safe_sha(request: ExternalRequest) -> str:

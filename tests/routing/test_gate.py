@@ -527,3 +527,10 @@ def test_the_automatic_rule_recognises_a_local_answer_that_gives_up(text, declin
     from apps.assistant.services import _declines
 
     assert _declines(text) is declines
+
+
+def test_an_unreadable_key_file_keeps_the_answer_local(client, egress, asker, settings, tmp_path):
+    settings.EXTERNAL_LLM_API_KEY_FILE = str(tmp_path / "missing-key")
+    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    text = _refused(egress, _escalate(client, asker, answer), answer, "error")
+    assert "nothing was sent" in text
