@@ -26,7 +26,7 @@ from apps.knowledge.models import Label
 from apps.routing import services as routing
 from tests.conftest import restart_llm, wait_for_documents
 from tests.failures import helpers
-from tests.support.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider, use_as_provider
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -108,12 +108,7 @@ def _check_partial_answer(events: list[tuple[str, dict]]) -> tuple[dict, list[di
 @pytest.fixture
 def fake(settings):
     with FakeProvider(reply="Trains under five hours, flights beyond [1].") as provider:
-        settings.EXTERNAL_LLM_KIND = "openai-compatible"
-        settings.EXTERNAL_LLM_NAME = "fakeai"
-        settings.EXTERNAL_LLM_BASE_URL = provider.base_url
-        settings.EXTERNAL_LLM_MODEL = "gpt-fake"
-        settings.EXTERNAL_LLM_API_KEY = "sk-test-not-a-real-key"
-        settings.EXTERNAL_LLM_TIMEOUT = 10.0
+        use_as_provider(settings, provider)
         yield provider
 
 

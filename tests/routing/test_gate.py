@@ -32,7 +32,7 @@ from apps.routing import gate
 from apps.routing import services as routing
 from apps.routing.models import ProviderUsage
 from apps.routing.providers import external_provider
-from tests.support.fake_provider import FakeProvider
+from tests.support.fake_provider import FakeProvider, use_as_provider
 
 pytestmark = pytest.mark.django_db
 
@@ -55,13 +55,8 @@ def escalators() -> Group:
 @pytest.fixture
 def egress(settings, fake, escalators):
     """A configured provider, escalation on, public-only, and one group allowed."""
-    settings.EXTERNAL_LLM_KIND = "openai-compatible"
-    settings.EXTERNAL_LLM_NAME = PROVIDER
-    settings.EXTERNAL_LLM_BASE_URL = fake.base_url
-    settings.EXTERNAL_LLM_MODEL = "gpt-fake"
-    settings.EXTERNAL_LLM_API_KEY = "sk-test-not-a-real-key"
+    use_as_provider(settings, fake, name=PROVIDER, timeout=5.0)
     settings.EXTERNAL_LLM_PRICE_PER_1K = 0.5
-    settings.EXTERNAL_LLM_TIMEOUT = 5.0
     routing.policy_update(actor=None, escalation_enabled=True, non_sensitive_labels=["public"])
     routing.provider_access_set(
         actor=None,

@@ -379,3 +379,16 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
         event("message_stop", {})
+
+
+def use_as_provider(
+    settings: Any, provider: FakeProvider, *, name: str = "fakeai", timeout: float = 10.0
+) -> None:
+    """Point Enclave's EXTERNAL_LLM_* settings (pytest-django's `settings`) at `provider`
+    as an OpenAI-compatible endpoint."""
+    settings.EXTERNAL_LLM_KIND = "openai-compatible"
+    settings.EXTERNAL_LLM_NAME = name
+    settings.EXTERNAL_LLM_BASE_URL = provider.base_url
+    settings.EXTERNAL_LLM_MODEL = "gpt-fake"
+    settings.EXTERNAL_LLM_API_KEY = "sk-test-not-a-real-key"
+    settings.EXTERNAL_LLM_TIMEOUT = timeout
