@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 
-from apps.knowledge.models import Label
+from apps.knowledge.models import Label, label_or_restricted
 from apps.ops import metrics as ops_metrics
 
 if TYPE_CHECKING:
@@ -106,10 +106,7 @@ def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:
 
     ints = [i for i in document_ids if isinstance(i, int) and not isinstance(i, bool)]
     found = dict(Document.objects.filter(pk__in=ints).values_list("pk", "label"))
-    return {
-        i: found.get(i, RESTRICTED) if found.get(i) in Label.values else RESTRICTED
-        for i in document_ids
-    }
+    return {i: label_or_restricted(found.get(i)) for i in document_ids}
 
 
 # --- prepare --------------------------------------------------------------------------
