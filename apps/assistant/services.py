@@ -5,8 +5,6 @@ the row it changes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -120,11 +118,6 @@ def _chat_event(
         target=conversation,
         details={"conversation_id": str(conversation.pk), "message_id": message.pk, **details},
     )
-
-
-def request_sha256(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def ask(
@@ -244,7 +237,7 @@ def _answer_locally(
     from apps.assistant.prompt import build_prompt
     from apps.assistant.tokens import count_message_tokens
     from apps.routing import services as routing
-    from apps.routing.llm import local_endpoint, stream_chat
+    from apps.routing.llm import local_endpoint, request_sha256, stream_chat
 
     endpoint = local_endpoint()
     prompt = build_prompt(

@@ -267,10 +267,9 @@ class ChainReport:
         )
 
 
-# Columns a verifier reads, in this order (the SQL below and _check_rows agree on it).
-VERIFY_COLUMNS = (
-    "id",
-    "time",
+# An event's own fields, the ones canonical_parts() hashes, in audit_append()'s parameter
+# order (migration 0003): the writer and the verifier both take them from here.
+CONTENT_FIELDS = (
     "actor_pk",
     "actor_username",
     "action",
@@ -281,9 +280,10 @@ VERIFY_COLUMNS = (
     "conversation_id",
     "labels",
     "left_premises",
-    "prev_hash",
-    "hash",
 )
+
+# Columns a verifier reads, in this order (the SQL below and _check_rows agree on it).
+VERIFY_COLUMNS = ("id", "time", *CONTENT_FIELDS, "prev_hash", "hash")
 
 
 TIME_AS_TEXT = """to_char("time" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""

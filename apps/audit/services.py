@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, models, transaction
 
 from apps.audit.actions import ACTION_RE
-from apps.audit.chain import canonical_details, canonical_parts
+from apps.audit.chain import CONTENT_FIELDS, canonical_details, canonical_parts
 from apps.audit.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -51,18 +51,7 @@ _APPEND_SQL = (
     "SELECT * FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 # audit_append's parameters after p_actor_id, in its order.
-_APPEND_ORDER = (
-    "actor_pk",
-    "actor_username",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "details_json",
-    "conversation_id",
-    "labels",
-    "left_premises",
-)
+_APPEND_ORDER = CONTENT_FIELDS
 
 
 def audit_record(

@@ -81,8 +81,9 @@ class Decision:
 
 
 def payload_sha256(messages: Sequence[dict[str, str]]) -> str:
-    canonical = json.dumps(list(messages), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    from apps.routing.llm import request_sha256
+
+    return request_sha256(list(messages))
 
 
 def current_policy() -> EgressPolicy:

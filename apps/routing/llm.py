@@ -11,6 +11,8 @@ package; the local endpoint is the only one built outside it (`local_endpoint`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,12 @@ class StreamResult:
     total_s: float = 0.0
     deltas: int = 0
     usage_reported: bool = False
+
+
+def request_sha256(payload: Any) -> str:
+    """SHA-256 of a request as canonical JSON (sorted keys, no spaces), for the audit."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def local_endpoint() -> Endpoint:
