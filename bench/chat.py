@@ -82,7 +82,7 @@ def main() -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from apps.accounts.roles import EMPLOYEE
+    from apps.core.roles import EMPLOYEE
     from apps.assistant.models import Message
     from apps.assistant.prompt import build_prompt
     from apps.assistant.tokens import count_message_tokens

@@ -105,7 +105,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from apps.knowledge.chunking import embedding_text
-    from apps.knowledge.models import Collection, Label
+    from apps.knowledge.models import Collection
+    from apps.core.labels import Label
     from apps.retrieval import sparse
     from apps.retrieval.embeddings import dimension, embed, embed_query
     from apps.retrieval.search import retrieve

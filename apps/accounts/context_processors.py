@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE, PERM_REVIEW_AUDIT, PERM_USE_ASSISTANT
+from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_REVIEW_AUDIT, PERM_USE_ASSISTANT
 
 
 def roles(request: HttpRequest) -> dict[str, bool]:

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from apps.accounts.forms import SignInForm
-from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE, PERM_REVIEW_AUDIT, PERM_USE_ASSISTANT
+from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_REVIEW_AUDIT, PERM_USE_ASSISTANT
 
 
 class SignInView(auth_views.LoginView):

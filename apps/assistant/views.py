@@ -11,8 +11,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.http import AuthenticatedHttpRequest
-from apps.accounts.roles import PERM_USE_ASSISTANT
+from apps.core.http import AuthenticatedHttpRequest
+from apps.core.roles import PERM_USE_ASSISTANT
 from apps.assistant import selectors, services
 from apps.assistant.presenters import answer_html
 from apps.routing.providers import external_provider

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.audit.actions import ACTION_RE, KNOWN_ACTIONS
 from apps.audit.selectors import EventFilter
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 
 
 def _action_choices() -> list[tuple[str, str]]:

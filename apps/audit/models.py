@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 
 
 class AppendOnlyError(Exception):

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.accounts.http import AuthenticatedHttpRequest
-from apps.accounts.roles import PERM_REVIEW_AUDIT
+from apps.core.http import AuthenticatedHttpRequest
+from apps.core.roles import PERM_REVIEW_AUDIT
 from apps.audit import exports, selectors
 from apps.audit.chain import verify_chain
 from apps.audit.forms import EventFilterForm

@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib.auth.models import Group
 
-from apps.knowledge.models import Collection, Label
+from apps.knowledge.models import Collection
+from apps.core.labels import Label
 
 
 class CollectionForm(forms.ModelForm):

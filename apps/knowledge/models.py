@@ -2,19 +2,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
-
-class Label(models.TextChoices):
-    """Sensitivity labels, least to most sensitive."""
-
-    PUBLIC = "public", "Public"
-    INTERNAL = "internal", "Internal"
-    CONFIDENTIAL = "confidential", "Confidential"
-    RESTRICTED = "restricted", "Restricted"
-
-
-def label_or_restricted(value: object) -> str:
-    """DESIGN.md: an unknown, missing or unreadable label counts as restricted."""
-    return value if value in Label.values else Label.RESTRICTED
+from apps.core.labels import Label
 
 
 class Collection(models.Model):

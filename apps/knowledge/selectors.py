@@ -46,7 +46,7 @@ def document_for_download(user: Any, document_id: int) -> Document:
     from django.core.exceptions import PermissionDenied
     from django.http import Http404
 
-    from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
+    from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
     from apps.retrieval.search import readable_collection_ids
 
     if user.has_perm(PERM_MANAGE_KNOWLEDGE):

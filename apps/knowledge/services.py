@@ -23,7 +23,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 from apps.retrieval.store.protocol import Filter, Point, StoreUnavailable
 
 if TYPE_CHECKING:

@@ -14,11 +14,12 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.http import AuthenticatedHttpRequest
-from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE
+from apps.core.http import AuthenticatedHttpRequest
+from apps.core.roles import PERM_MANAGE_KNOWLEDGE
 from apps.knowledge import selectors, services
 from apps.knowledge.forms import CollectionForm, LabelForm
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 from apps.retrieval.store.protocol import StoreError
 
 admin_required = permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)

@@ -331,7 +331,7 @@ def _rescue(
 
 
 def _hit(p: ScoredPoint, score: float) -> Hit:
-    from apps.knowledge.models import label_or_restricted
+    from apps.core.labels import label_or_restricted
 
     payload = p.payload
     page = payload.get("page")

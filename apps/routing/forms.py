@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.models import Group
 
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 from apps.routing.models import EgressPolicy
 
 

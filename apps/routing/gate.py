@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 
-from apps.knowledge.models import Label, label_or_restricted
+from apps.core.labels import Label, label_or_restricted
 from apps.ops import metrics as ops_metrics
 
 if TYPE_CHECKING:

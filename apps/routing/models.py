@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 
 
 def _default_non_sensitive() -> list[str]:

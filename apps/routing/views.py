@@ -7,8 +7,8 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
-from apps.accounts.http import AuthenticatedHttpRequest
-from apps.accounts.roles import PERM_MANAGE_KNOWLEDGE
+from apps.core.http import AuthenticatedHttpRequest
+from apps.core.roles import PERM_MANAGE_KNOWLEDGE
 from apps.routing import services
 from apps.routing.forms import PolicyForm, ProviderAccessForm
 from apps.routing.gate import current_policy

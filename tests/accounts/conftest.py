@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 
-from apps.accounts.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 
 PASSWORD = "correct-horse-battery-9"
 ROLES = ("anonymous", "employee", "knowledge_admin", "officer")

@@ -10,12 +10,12 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from apps.accounts.roles import COMPLIANCE_OFFICER, EMPLOYEE
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE
 from apps.assistant import services as chat
 from apps.assistant.models import Message
 from apps.audit.models import AuditEvent
 from apps.knowledge import services
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 from tests.conftest import restart_llm, wait_for_documents
 
 pytestmark = [

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 
-from apps.accounts.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 
 # The suite-wide wiring lives in tests/conftest.py (see tests/support/audit.py); importing
 # it here too keeps `pytest tests/audit` green on its own. Importing twice is harmless.

@@ -9,9 +9,10 @@ from pathlib import Path
 from django.contrib.auth.models import Group, User
 from django.core.files import File
 
-from apps.accounts.roles import EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.knowledge import services
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
 

@@ -22,7 +22,7 @@ from apps.assistant.models import Message
 from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
 from apps.knowledge import services
-from apps.knowledge.models import Label
+from apps.core.labels import Label
 from apps.routing import services as routing
 from tests.conftest import restart_llm, wait_for_documents
 from tests.failures import helpers

@@ -12,10 +12,11 @@ from django.core.files import File
 from django.core.management import call_command
 from django.urls import reverse
 
-from apps.accounts.roles import EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.audit.models import AuditEvent
 from apps.knowledge import services
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
 from tests.conftest import wait_for_documents

@@ -131,7 +131,7 @@ def test_a_scrape_with_redis_down_still_answers_and_says_so(client, settings):
 
 
 def _user(name: str) -> User:
-    from apps.accounts.roles import EMPLOYEE
+    from apps.core.roles import EMPLOYEE
 
     user = User.objects.create_user(name, password=f"pw-{name}-1")
     user.groups.add(Group.objects.get_or_create(name=EMPLOYEE)[0])

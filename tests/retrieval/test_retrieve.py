@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.knowledge import services
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 from apps.retrieval import search
 from apps.retrieval.search import Retrieval, retrieve
 from apps.retrieval.store import StoreUnavailable, get_store

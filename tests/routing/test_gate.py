@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from apps.accounts.roles import EMPLOYEE
+from apps.core.roles import EMPLOYEE
 from apps.assistant.models import Conversation, Message
 from apps.audit.models import AuditEvent
 from apps.knowledge import services as knowledge
-from apps.knowledge.models import Document, Label
+from apps.knowledge.models import Document
+from apps.core.labels import Label
 from apps.routing import gate
 from apps.routing import services as routing
 from apps.routing.models import ProviderUsage

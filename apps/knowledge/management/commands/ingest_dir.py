@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.knowledge import services
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 
 
 class Command(BaseCommand):

@@ -11,9 +11,11 @@ from django.contrib.auth.models import Group, User
 from django.core.files import File
 from django.core.management.base import BaseCommand
 
-from apps.accounts.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN, ensure_roles
+from apps.accounts.roles import ensure_roles
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.knowledge import services
-from apps.knowledge.models import Collection, Document, Label
+from apps.knowledge.models import Collection, Document
+from apps.core.labels import Label
 
 DEMO_DIR = Path(__file__).resolve().parents[3] / "knowledge" / "demo"
 FINANCE = "Finance"

@@ -247,7 +247,8 @@ class Command(BaseCommand):
     def _ingest(self, env: _Environment, corpus: list[dict[str, Any]], excluded: set[str]) -> None:
         from django.core.files.base import ContentFile
 
-        from apps.knowledge.models import Document, Label
+        from apps.knowledge.models import Document
+        from apps.core.labels import Label
         from apps.knowledge.services import document_ingest
 
         main = env.collection("main")
@@ -450,7 +451,8 @@ class _Environment:
     def collection(self, part: str) -> Any:
         from django.contrib.auth.models import Group
 
-        from apps.knowledge.models import Collection, Label
+        from apps.knowledge.models import Collection
+        from apps.core.labels import Label
 
         group = Group.objects.create(name=f"{self.tag}-{part}")
         collection = Collection.objects.create(
