@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.assistant.models import Conversation, Message
 from apps.audit.services import audit_record
-from apps.ops import metrics as ops_metrics
+from apps.core import metrics as core_metrics
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -132,7 +132,7 @@ def ask(
     from apps.retrieval.store import StoreError
 
     question = question_clean(question)
-    ops_metrics.question_asked()  # Prometheus (apps/ops/metrics.py)
+    core_metrics.question_asked()  # Prometheus (apps/core/metrics.py)
     with transaction.atomic():
         asked = Message.objects.create(
             conversation=conversation, role=Message.Role.USER, content=question
@@ -419,7 +419,7 @@ def _stream_reply(
         # is kept, marked incomplete, and recorded.
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
-        ops_metrics.answer_finished(where=where, result=result, failed=bool(error))
+        core_metrics.answer_finished(where=where, result=result, failed=bool(error))
         _finish_reply_once_more_if_disconnected(
             user, conversation, reply, result, error, lambda: record_call(reply, result, error)
         )

@@ -1,8 +1,4 @@
-"""Prometheus metrics: what the chat and the egress gate count, and what a scrape reads.
-
-Counters and histograms live in this process (`REGISTRY`, not prometheus_client's global
-one) and are incremented by one-line calls from apps/assistant/services.py and
-apps/routing/gate.py. Recording never raises: a metrics bug must not fail an answer.
+"""/metrics: the counters of apps/core/metrics.py, plus gauges that describe shared state.
 
 Gauges that describe shared state — the Celery queue depth in Redis and the documents by
 status in PostgreSQL — are read when /metrics is scraped (`StateCollector`), so every web
@@ -18,41 +14,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import redis
+from django.conf import settings
+from django.db.models import Count
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from apps.core.metrics import REGISTRY
+from apps.knowledge.models import Document
+
+__all__ = ["REGISTRY", "StateCollector", "exposition"]
+
 log = logging.getLogger(__name__)
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-
-# Seconds; answers from a small local model take 1-30 s, first tokens 0.1-5 s.
-_LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 90, 150)
-_FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 30)
-
-QUESTIONS = Counter("enclave_questions", "Questions asked in the chat.", registry=REGISTRY)
-ANSWER_SECONDS = Histogram(
-    "enclave_answer_seconds",
-    "Time from the model call to the end of the streamed answer.",
-    ["where", "outcome"],
-    buckets=_LATENCY_BUCKETS,
-    registry=REGISTRY,
-)
-FIRST_TOKEN_SECONDS = Histogram(
-    "enclave_answer_first_token_seconds",
-    "Time from the model call to the first streamed piece of the answer.",
-    ["where"],
-    buckets=_FIRST_TOKEN_BUCKETS,
-    registry=REGISTRY,
-)
-EGRESS_DECISIONS = Counter(
-    "enclave_egress_decisions",
-    "Egress gate decisions, once per reason code (a denial usually has several).",
-    ["outcome", "reason"],
-    registry=REGISTRY,
-)
 
 QUEUES = ("ingest", "default")
 # kombu's Redis transport keeps one list per priority step; priority 0 is the plain name.
@@ -97,8 +72,6 @@ class StateCollector(Collector):
         yield self._documents()
 
     def _queue_depth(self) -> list[GaugeMetricFamily]:
-        from django.conf import settings
-
         depth = GaugeMetricFamily(
             "enclave_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"]
         )
@@ -106,8 +79,6 @@ class StateCollector(Collector):
             "enclave_queue_depth_up", "1 if the queue depth could be read from Redis."
         )
         try:
-            import redis
-
             client = redis.Redis.from_url(
                 settings.CELERY_BROKER_URL,
                 socket_connect_timeout=settings.READYZ_TIMEOUT_SECONDS,
@@ -134,10 +105,6 @@ class StateCollector(Collector):
         return [depth, up]
 
     def _documents(self) -> GaugeMetricFamily:
-        from django.db.models import Count
-
-        from apps.knowledge.models import Document
-
         gauge = GaugeMetricFamily(
             "enclave_documents", "Documents by ingestion status.", labels=["status"]
         )
@@ -156,8 +123,6 @@ class StateCollector(Collector):
 def exposition() -> bytes:
     """The text a scrape gets: this process's (or all processes') counters, plus state."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

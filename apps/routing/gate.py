@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.labels import Label, label_or_restricted
-from apps.ops import metrics as ops_metrics
+from apps.core import metrics as core_metrics
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -180,7 +180,7 @@ def decide(
     except Exception as err:  # noqa: BLE001 - any failure while deciding means "local"
         log.exception("egress decision failed")
         decision = failed_decision(err, provider, _safe_sha(request))
-    ops_metrics.egress_decided(decision)  # Prometheus (apps/ops/metrics.py); never raises
+    core_metrics.egress_decided(decision)  # Prometheus (apps/core/metrics.py); never raises
     return decision
 
 
@@ -204,7 +204,7 @@ def prepare_and_decide(
         log.exception("egress payload could not be built")
         empty = ExternalRequest(messages=[], question=question, history=list(history), chunks=[])
         decision = failed_decision(err, provider, "")
-        ops_metrics.egress_decided(decision)
+        core_metrics.egress_decided(decision)
         return empty, decision
     return request, decide(
         user=user, conversation=conversation, request=request, provider=provider, policy=policy
