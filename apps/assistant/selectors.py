@@ -41,7 +41,7 @@ def cited_passage(user: AbstractBaseUser, message: Message, n: int) -> dict[str,
     never shows more than the asker may see today.
     """
     from apps.knowledge.models import Document
-    from apps.retrieval.search import readable_collection_ids
+    from apps.knowledge.selectors import readable_collection_ids
 
     passage = next((p for p in message.passages if p.get("n") == n), None)
     if passage is None:

@@ -170,7 +170,7 @@ def _note_retrieval(
 ) -> None:
     """Audit what was retrieved and remember its labels (as the database has them now)
     on the question and the conversation, for the egress gate's taint rule."""
-    from apps.routing.gate import document_labels
+    from apps.knowledge.selectors import document_labels
 
     labels = document_labels([p["document_id"] for p in passages])
     for p in passages:

@@ -1,10 +1,38 @@
-"""Reads for the knowledge admin's pages."""
+"""Reads of documents and collections, and the access rule every reader goes through:
+which collections a user may read (DESIGN.md "Access") and each document's label now."""
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
 
+from apps.core.labels import label_or_restricted
+from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
 from apps.knowledge.models import Collection, Document
+
+
+def readable_collection_ids(user: Any) -> list[int]:
+    """Collections granted to any of the user's groups, read from the database now.
+
+    An anonymous or inactive user, or one without groups, reads nothing. Being staff or
+    superuser grants nothing here: access to documents is by group only (DESIGN.md).
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    if not getattr(user, "is_active", False) or getattr(user, "pk", None) is None:
+        return []
+    return sorted(
+        set(Collection.objects.filter(groups__user__pk=user.pk).values_list("pk", flat=True))
+    )
+
+
+def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:
+    """Each id's label from the database now; missing or unknown → restricted."""
+    ints = [i for i in document_ids if isinstance(i, int) and not isinstance(i, bool)]
+    found = dict(Document.objects.filter(pk__in=ints).values_list("pk", "label"))
+    return {i: label_or_restricted(found.get(i)) for i in document_ids}
 
 
 def collections_for_admin() -> QuerySet[Collection]:
@@ -43,12 +71,6 @@ def document_for_download(user: Any, document_id: int) -> Document:
     user may not read is a 404, so its existence is not given away; a user without either
     role gets 403 like on every other page.
     """
-    from django.core.exceptions import PermissionDenied
-    from django.http import Http404
-
-    from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
-    from apps.retrieval.search import readable_collection_ids
-
     if user.has_perm(PERM_MANAGE_KNOWLEDGE):
         found = Document.objects.filter(pk=document_id).first()
     elif user.has_perm(PERM_USE_ASSISTANT):

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.knowledge.selectors import readable_collection_ids
 from apps.retrieval.store.protocol import Filter, ScoredPoint
 
 logger = logging.getLogger(__name__)
@@ -109,23 +110,6 @@ def default_fusion() -> Fusion:
         dense_weight=settings.RETRIEVAL_DENSE_WEIGHT,
         norm="minmax",
         rrf_k=settings.RRF_K,
-    )
-
-
-def readable_collection_ids(user: Any) -> list[int]:
-    """Collections granted to any of the user's groups, read from the database now.
-
-    An anonymous or inactive user, or one without groups, reads nothing. Being staff or
-    superuser grants nothing here: access to documents is by group only (DESIGN.md).
-    """
-    if user is None or not getattr(user, "is_authenticated", False):
-        return []
-    if not getattr(user, "is_active", False) or getattr(user, "pk", None) is None:
-        return []
-    from apps.knowledge.models import Collection
-
-    return sorted(
-        set(Collection.objects.filter(groups__user__pk=user.pk).values_list("pk", flat=True))
     )
 
 
@@ -356,7 +340,6 @@ __all__ = [
     "Hit",
     "Retrieval",
     "default_fusion",
-    "readable_collection_ids",
     "retrieve",
     "retrieve_with",
 ]

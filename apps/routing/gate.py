@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils import timezone
 
-from apps.core.labels import Label, label_or_restricted
 from apps.core import metrics as core_metrics
+from apps.core.labels import Label
+from apps.knowledge.selectors import document_labels
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -99,15 +100,6 @@ def non_sensitive(policy: EgressPolicy) -> frozenset[str]:
     allowing restricted would let unlabelled text out."""
     named = frozenset(str(x) for x in policy.non_sensitive_labels or [])
     return (named & frozenset(Label.values)) - {RESTRICTED}
-
-
-def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:
-    """Each id's label from the database now; missing or unknown → restricted."""
-    from apps.knowledge.models import Document
-
-    ints = [i for i in document_ids if isinstance(i, int) and not isinstance(i, bool)]
-    found = dict(Document.objects.filter(pk__in=ints).values_list("pk", "label"))
-    return {i: label_or_restricted(found.get(i)) for i in document_ids}
 
 
 # --- prepare --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from apps.knowledge import services
 from apps.knowledge.models import Collection, Document
 from apps.core.labels import Label
 from apps.retrieval import search
+from apps.knowledge.selectors import readable_collection_ids
 from apps.retrieval.search import Retrieval, retrieve
 from apps.retrieval.store import StoreUnavailable, get_store
 from apps.retrieval.store.protocol import Filter
@@ -316,13 +317,13 @@ def test_retrieve_returns_only_readable_chunks(
 
 
 def test_readable_collection_ids_reads_the_database(world):
-    assert search.readable_collection_ids(world.alice) == [world.ops.pk]
+    assert readable_collection_ids(world.alice) == [world.ops.pk]
     world.bob.groups.add(world.group_a)
-    assert search.readable_collection_ids(world.bob) == sorted([world.ops.pk, world.board.pk])
-    assert search.readable_collection_ids(None) == []
+    assert readable_collection_ids(world.bob) == sorted([world.ops.pk, world.board.pk])
+    assert readable_collection_ids(None) == []
     from django.contrib.auth.models import AnonymousUser
 
-    assert search.readable_collection_ids(AnonymousUser()) == []
+    assert readable_collection_ids(AnonymousUser()) == []
 
 
 def test_only_the_search_module_sends_search_queries():
