@@ -74,7 +74,7 @@ base = vm("VmRSS")
 kind = sys.argv[1]
 t0 = time.perf_counter()
 if kind == "verify":
-    from apps.audit.chain import verify_chain
+    from apps.audit.verify import verify_chain
     start_after = int(sys.argv[2])
     start_hash = sys.argv[3]
     report = verify_chain(start_after=start_after, start_hash=start_hash)
@@ -87,7 +87,7 @@ elif kind == "verify_command":
     call_command("audit_verify", stdout=out)
     count = int(out.getvalue().split("intact: ")[1].split()[0])
 elif kind == "export":
-    from apps.audit import exports, selectors
+    from apps.compliance import exports, selectors
     count = 0
     size = 0
     rows = selectors.events_for_export(filters=selectors.EventFilter(), upto_id=10**12)
@@ -407,9 +407,12 @@ def time_ms(fn, repeat: int = 5) -> float:
 def console_timings(total: int) -> list[tuple[str, float, float]]:
     from django.core.cache import cache
 
-    from apps.audit import selectors
     from apps.audit.models import AuditEvent
-    from apps.audit.selectors import EventFilter
+    from apps.compliance import selectors
+    from apps.compliance.provenance import conversation_provenance
+    from apps.compliance.register import model_register
+    from apps.compliance.selectors import EventFilter
+    from apps.compliance.usage import MODEL_USAGE_CACHE_KEY
 
     nan = float("nan")
 
@@ -441,19 +444,19 @@ def console_timings(total: int) -> list[tuple[str, float, float]]:
     rows.append(
         (
             "provenance of one conversation",
-            time_ms(lambda: selectors.conversation_provenance(conversation_id=cid)),
+            time_ms(lambda: conversation_provenance(conversation_id=cid)),
             float("nan"),
         )
     )
 
     def cold_register() -> None:
-        cache.delete(selectors.MODEL_USAGE_CACHE_KEY)
-        selectors.model_register()
+        cache.delete(MODEL_USAGE_CACHE_KEY)
+        model_register()
 
     # Cold: the first view after a restart counts every llm.call/chat.answer event; warm:
     # later views count only the events appended since (here, none).
     rows.append(("model register, cold (counts the trail)", time_ms(cold_register, 3), nan))
-    rows.append(("model register, warm (cached counts)", time_ms(selectors.model_register), nan))
+    rows.append(("model register, warm (cached counts)", time_ms(model_register), nan))
     return rows
 
 

@@ -82,13 +82,13 @@ def main() -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from apps.core.roles import EMPLOYEE
     from apps.assistant.models import Message
-    from apps.assistant.prompt import build_prompt
-    from apps.assistant.tokens import count_message_tokens
-    from apps.knowledge import services
+    from apps.core.roles import EMPLOYEE
+    from apps.knowledge import ingestion, services
     from apps.ops.management.commands.seed_demo import DEMO_DIR
     from apps.retrieval.store import reset_store
+    from apps.routing.prompt import build_prompt
+    from apps.routing.tokens import count_message_tokens
     from tests.support.llm import MODEL_ALIAS, free_port, start_llm_server, stop_llm_server
     from tests.support.vectorstore import start_vectorstore, stop_vectorstore
 
@@ -115,7 +115,7 @@ def main() -> None:
                     title=entry["title"],
                 )
             # In this process: no worker consumes this bench's queue.
-            services.document_ingest(document_id=doc.pk)
+            ingestion.document_ingest(document_id=doc.pk)
         user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
         user.groups.add(group, Group.objects.get(name=EMPLOYEE))
         client = Client()

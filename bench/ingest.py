@@ -45,9 +45,9 @@ def main() -> None:
     from django.contrib.auth.models import Group
     from django.core.files.base import ContentFile
 
-    from apps.knowledge import services
-    from apps.knowledge.chunking import embedding_text
+    from apps.knowledge import ingestion, services
     from apps.knowledge.models import Document
+    from apps.knowledge.points import embedding_text
     from apps.retrieval.embeddings import get_model
     from tests.support.vectorstore import start_vectorstore, stop_vectorstore
     from tests.support.worker import kill_worker, start_worker
@@ -69,7 +69,7 @@ def main() -> None:
         seen.add(body)
         path = files / f"{len(seen)}.txt"
         path.write_bytes(body)
-        _, doc_chunks = services.document_chunks(path=path)
+        _, doc_chunks = ingestion.document_chunks(path=path)
         title = entry.get("title") or entry["_id"]
         texts += [embedding_text(title=title, section=c.section, text=c.text) for c in doc_chunks]
     model = get_model()

@@ -73,7 +73,7 @@ def _texts(corpus: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def _pcts(values: list[float]) -> tuple[float, float]:
-    from apps.retrieval.metrics import percentile
+    from apps.search.evaluation.metrics import percentile
 
     return percentile(values, 50), percentile(values, 95)
 
@@ -104,14 +104,14 @@ def main() -> None:
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
-    from apps.knowledge.chunking import embedding_text
-    from apps.knowledge.models import Collection
     from apps.core.labels import Label
+    from apps.knowledge.models import Collection
+    from apps.knowledge.points import embedding_text
     from apps.retrieval import sparse
     from apps.retrieval.embeddings import dimension, embed, embed_query
-    from apps.retrieval.search import retrieve
     from apps.retrieval.store import Point, get_store
     from apps.retrieval.tempstore import temporary_owner
+    from apps.search.search import retrieve
 
     call_command("migrate", verbosity=0)
     texts, titles, questions = _texts(args.corpus)

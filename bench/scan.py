@@ -93,7 +93,8 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    from apps.routing.scan import scan, warm_up
+    from apps.routing.pii import warm_up
+    from apps.routing.scan import scan
 
     import_ms = (time.perf_counter() - t0) * 1000
     t0 = time.perf_counter()

@@ -75,7 +75,8 @@ def _imported_names(node: ast.Import | ast.ImportFrom, module: str) -> list[str]
         return [alias.name for alias in node.names]
     if node.level:
         parts = _package(module).split(".")
-        base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+        parts = parts[: len(parts) - node.level + 1] + ([node.module] if node.module else [])
+        base = ".".join(parts)
     else:
         base = node.module or ""
     return [base] + [f"{base}.{alias.name}" for alias in node.names]

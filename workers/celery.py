@@ -1,5 +1,6 @@
 """The worker side of the Celery app (apps/core/celery.py): pool sizing per process.
-`celery -A workers.celery worker` loads this module, which registers the task modules."""
+`celery -A workers.celery worker` loads this module; the app's `include` registers the
+task modules."""
 
 import os
 
@@ -16,13 +17,13 @@ _pool_size = 0
 
 
 @signals.worker_init.connect
-def _remember_pool_size(sender=None, **_kwargs) -> None:  # noqa: ANN001
+def _remember_pool_size(sender: object = None, **_kwargs: object) -> None:
     global _pool_size
     _pool_size = int(getattr(sender, "concurrency", 0) or 0)
 
 
 @signals.worker_process_init.connect
-def _share_cores(**_kwargs) -> None:
+def _share_cores(**_kwargs: object) -> None:
     """Give each pool process its share of the cores for torch.
 
     Documents are small and arrive one per task, so the encoder sees batches of a few

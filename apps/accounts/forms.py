@@ -9,6 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from apps.accounts import ratelimit
+from apps.audit.services import audit_record
 from apps.audit.signals import client_ip
 
 
@@ -28,8 +29,6 @@ class SignInForm(AuthenticationForm):
         window = settings.LOGIN_FAILURE_WINDOW_SECONDS
         failures = ratelimit.login_failures(username, ip)
         if username and failures.count >= limit:
-            from apps.audit.services import audit_record
-
             # The password is not even checked: a locked pair cannot be brute-forced.
             audit_record(
                 actor=None,

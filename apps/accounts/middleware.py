@@ -7,6 +7,9 @@ from collections.abc import Callable
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.http import HttpRequest, HttpResponse
 
+from apps.audit.services import audit_record
+from apps.audit.signals import client_ip
+
 
 class ActiveUserMiddleware:
     """Right after AuthenticationMiddleware.
@@ -29,9 +32,6 @@ class ActiveUserMiddleware:
 
     @staticmethod
     def _end(request: HttpRequest, user_pk: str) -> None:
-        from apps.audit.services import audit_record
-        from apps.audit.signals import client_ip
-
         request.session.flush()
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
         audit_record(

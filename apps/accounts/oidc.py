@@ -19,6 +19,7 @@ from django.db import transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from apps.accounts.claims import groups_from_claims, managed_groups
+from apps.audit.services import audit_record
 
 
 class EnclaveOIDCBackend(OIDCAuthenticationBackend):
@@ -59,8 +60,6 @@ class EnclaveOIDCBackend(OIDCAuthenticationBackend):
 
 def user_groups_set(*, user: Any, granted: set[str], managed: set[str]) -> None:
     """Make the user's groups among ``managed`` exactly ``granted``; others untouched."""
-    from apps.audit.services import audit_record
-
     current = set(user.groups.filter(name__in=managed).values_list("name", flat=True))
     if current == granted:
         return

@@ -1,5 +1,6 @@
 """Creates the role groups of apps.core.roles with their permissions."""
 
+from django.apps import AppConfig
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
@@ -19,3 +20,8 @@ def ensure_roles(using: str = "default") -> None:
             )
             perms.append(perm)
         group.permissions.set(perms)
+
+
+def ensure_roles_after_migrate(sender: AppConfig, **kwargs: object) -> None:
+    """post_migrate receiver (AccountsConfig.ready): the groups, once permissions exist."""
+    ensure_roles(using=str(kwargs.get("using", "default")))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -24,6 +25,16 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or "New conversation"
+
+    def retrieved_document_ids(self) -> list[Any]:
+        """Every document any turn of this conversation retrieved: the egress gate reads
+        their labels again now (apps.routing.decision.ConversationSoFar)."""
+        ids: set[Any] = set()
+        for retrieved in Message.objects.filter(conversation_id=self.pk).values_list(
+            "retrieved", flat=True
+        ):
+            ids.update(p.get("document_id") for p in retrieved or [])
+        return sorted(ids, key=str)
 
 
 class Message(models.Model):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from apps.assistant.citations import render_answer
 from apps.assistant.models import Message
 
 
 def answer_html(message: Message) -> str:
     """The answer as sanitised HTML with each valid [n] linked to its passage."""
-    from apps.assistant.citations import render_answer
-
     if not message.content:
         return ""
 

@@ -8,6 +8,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from apps.assistant.models import Conversation, Message
+from apps.knowledge.models import Document
+from apps.knowledge.selectors import readable_collection_ids
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -33,6 +35,19 @@ def message_for(user: AbstractBaseUser, message_id: int) -> Message:
     )
 
 
+def conversation_history(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
+    """Earlier complete turns, oldest first, as the model's messages."""
+    turns: list[dict[str, str]] = []
+    for message in conversation.messages.filter(created_at__lt=before.created_at).exclude(
+        pk=before.pk
+    ):
+        if message.role == Message.Role.USER:
+            turns.append({"role": "user", "content": message.content})
+        elif message.status == Message.Status.COMPLETE and message.content:
+            turns.append({"role": "assistant", "content": message.content})
+    return turns
+
+
 def cited_passage(user: AbstractBaseUser, message: Message, n: int) -> dict[str, Any] | None:
     """The passage [n] of an answer, with its document's text around it, or None.
 
@@ -40,9 +55,6 @@ def cited_passage(user: AbstractBaseUser, message: Message, n: int) -> dict[str,
     checked now, not when the answer was written) or the document is gone: a citation
     never shows more than the asker may see today.
     """
-    from apps.knowledge.models import Document
-    from apps.knowledge.selectors import readable_collection_ids
-
     passage = next((p for p in message.passages if p.get("n") == n), None)
     if passage is None:
         return None

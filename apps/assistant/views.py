@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts import ratelimit
+from apps.assistant import escalation, selectors, services
+from apps.assistant.presenters import answer_html
+from apps.assistant.streaming import StreamEvent
 from apps.core.http import AuthenticatedHttpRequest
 from apps.core.roles import PERM_USE_ASSISTANT
-from apps.assistant import selectors, services
-from apps.assistant.presenters import answer_html
 from apps.routing.providers import external_provider
 
 assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=True)
@@ -38,13 +41,13 @@ def chat(request: AuthenticatedHttpRequest, conversation_id: str | None = None) 
             "conversation": conversation,
             "conversations": selectors.conversations_of(request.user)[:50],
             "chat_messages": messages,
-            "question_max_chars": services.settings.QUESTION_MAX_CHARS,
+            "question_max_chars": settings.QUESTION_MAX_CHARS,
             "escalation_available": external_provider() is not None,
         },
     )
 
 
-def _sse(conversation_id: str, events: Iterator[services.StreamEvent]) -> Iterator[bytes]:
+def _sse(conversation_id: str, events: Iterator[StreamEvent]) -> Iterator[bytes]:
     # A first comment line makes proxies and the browser start the stream at once.
     yield b": stream open\n\n"
     for event in events:
@@ -77,10 +80,6 @@ def ask(request: AuthenticatedHttpRequest) -> HttpResponseBase:
 
 def _over_question_rate(request: AuthenticatedHttpRequest) -> JsonResponse | None:
     """QUESTION_RATE_PER_MINUTE per user, counted in Redis across web processes."""
-    from django.conf import settings
-
-    from apps.accounts import ratelimit
-
     limit = settings.QUESTION_RATE_PER_MINUTE
     window = ratelimit.question_hit(request.user.pk)
     if window.count <= limit:
@@ -103,11 +102,11 @@ def _over_question_rate(request: AuthenticatedHttpRequest) -> JsonResponse | Non
 def escalate(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponseBase:
     """ "Ask the stronger model": the egress gate decides; the stream says what happened."""
     answer = selectors.message_for(request.user, message_id)
-    events = services.escalate(user=request.user, answer=answer, trigger="user")
+    events = escalation.escalate(user=request.user, answer=answer, trigger="user")
     return _stream(str(answer.conversation_id), events)
 
 
-def _stream(conversation_id: str, events: Iterator[services.StreamEvent]) -> HttpResponseBase:
+def _stream(conversation_id: str, events: Iterator[StreamEvent]) -> HttpResponseBase:
     response = StreamingHttpResponse(
         _sse(conversation_id, events), content_type="text/event-stream"
     )

@@ -17,7 +17,7 @@ import hmac
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,13 @@ from django.utils import timezone
 
 from apps.audit.chain import (
     GENESIS_HASH,
-    VERIFY_COLUMNS,
-    ChainReport,
-    ChainWalker,
     canonical_document,
+    canonical_json,
     fields_from_document,
     format_time,
-    iter_table_batches,
 )
+from apps.audit.models import AuditEvent
+from apps.audit.verify import VERIFY_COLUMNS, ChainReport, ChainWalker, iter_table_batches
 
 CHECKPOINT_FORMAT = "enclave-audit-checkpoint/1"
 
@@ -62,12 +61,12 @@ class Checkpoint:
     def signed_payload(self) -> bytes:
         data = asdict(self)
         data.pop("hmac_sha256")
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return canonical_json(data).encode()
 
 
 def checkpoint_key() -> tuple[str, bytes]:
     """The HMAC key and the name of the setting it came from."""
-    dedicated = getattr(settings, "AUDIT_CHECKPOINT_KEY", "")
+    dedicated = settings.AUDIT_CHECKPOINT_KEY
     if dedicated:
         return "AUDIT_CHECKPOINT_KEY", str(dedicated).encode()
     return "SECRET_KEY", str(settings.SECRET_KEY).encode()
@@ -75,9 +74,9 @@ def checkpoint_key() -> tuple[str, bytes]:
 
 def sign(checkpoint: Checkpoint) -> Checkpoint:
     name, key = checkpoint_key()
-    unsigned = Checkpoint(**{**asdict(checkpoint), "key_name": name, "hmac_sha256": ""})
+    unsigned = replace(checkpoint, key_name=name, hmac_sha256="")
     mac = hmac.new(key, unsigned.signed_payload(), hashlib.sha256).hexdigest()
-    return Checkpoint(**{**asdict(unsigned), "hmac_sha256": mac})
+    return replace(unsigned, hmac_sha256=mac)
 
 
 def checkpoint_path_for(archive: Path) -> Path:
@@ -109,8 +108,6 @@ def write_archive(*, before: datetime, out: Path, batch_size: int = 5000) -> Che
     The chain is verified while writing: a broken chain is never archived and signed.
     Raises ValueError when there is nothing to archive or the chain is broken.
     """
-    from apps.audit.models import AuditEvent
-
     upto = (
         AuditEvent.objects.filter(time__lt=before)
         .order_by("-time", "-id")
@@ -168,8 +165,7 @@ def _archive_line(row: tuple[Any, ...]) -> bytes:
     stored_hash = fields.pop("hash")
     doc = canonical_document(**fields)
     doc["hash"] = stored_hash
-    line = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return line.encode("ascii") + b"\n"
+    return canonical_json(doc).encode("ascii") + b"\n"
 
 
 def iter_archive(path: Path) -> Iterator[dict[str, Any]]:

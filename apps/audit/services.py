@@ -170,20 +170,3 @@ def _text(value: Any, limit: int) -> str:
     text = str(value).replace("\x00", "\ufffd")
     text = text.encode("utf-8", "replace").decode("utf-8")
     return text[:limit]
-
-
-def audit_export_begin(
-    *, actor: User | None, fmt: str, filters: Mapping[str, Any], kind: str = "console"
-) -> int:
-    """Record that `actor` is exporting the events matching `filters`; return the last
-    event id the export may include.
-
-    The export is bounded by the chain as it stood just before its own event, so a
-    streamed export is a consistent set however many events arrive while it runs.
-    """
-    event = audit_record(
-        actor=actor,
-        action="audit.exported",
-        details={"kind": kind, "format": fmt, "filter": dict(filters)},
-    )
-    return event.id - 1

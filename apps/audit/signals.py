@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.http import HttpRequest
 
+from apps.audit.services import audit_record
+
 
 def client_ip(request: HttpRequest | None) -> str:
     """The address the request came from.
@@ -19,7 +21,7 @@ def client_ip(request: HttpRequest | None) -> str:
     """
     if request is None:
         return ""
-    header = getattr(settings, "AUDIT_CLIENT_IP_HEADER", "")
+    header = settings.AUDIT_CLIENT_IP_HEADER
     value = request.META.get(header, "") if header else ""
     if not value:
         value = request.META.get("REMOTE_ADDR", "")
@@ -28,22 +30,16 @@ def client_ip(request: HttpRequest | None) -> str:
 
 
 def _on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    from apps.audit.services import audit_record
-
     audit_record(actor=user, action="auth.login", details={"ip": client_ip(request)})
 
 
 def _on_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    from apps.audit.services import audit_record
-
     audit_record(actor=user, action="auth.logout", details={"ip": client_ip(request)})
 
 
 def _on_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
-    from apps.audit.services import audit_record
-
     # Django has already masked the password in `credentials`; only the name is kept.
     field = get_user_model().USERNAME_FIELD
     attempted = credentials.get(field, credentials.get("username", ""))

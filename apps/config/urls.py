@@ -12,7 +12,7 @@ urlpatterns = [
     path("chat/", include("apps.assistant.urls")),
     path("knowledge/", include("apps.knowledge.urls")),
     path("routing/", include("apps.routing.urls")),
-    path("audit/", include("apps.audit.urls")),
+    path("audit/", include("apps.compliance.urls")),
     path("django-admin/", admin.site.urls),
     # /healthz, /readyz, /metrics (apps/ops): probes and Prometheus, no sign-in.
     path("", include("apps.ops.urls")),

@@ -1,2 +1,2 @@
-"""The bottom layer: vocabulary every app may import (labels, roles, request type) and the
-Celery app that sends tasks by name. Imports nothing from other apps."""
+"""The bottom layer: vocabulary every app may import (labels, roles, request type), the
+Celery app that sends tasks by name, and the Prometheus counters. Imports no other app."""

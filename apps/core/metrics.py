@@ -9,7 +9,8 @@ read at scrape time.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -43,6 +44,32 @@ EGRESS_DECISIONS = Counter(
     registry=REGISTRY,
 )
 
+
+# What the recorders read of the callers' values. The real types (the model call's
+# StreamResult, the gate's Decision) live in apps.routing, above this module.
+
+
+class CallTimes(Protocol):
+    @property
+    def total_s(self) -> float: ...
+
+    @property
+    def first_token_s(self) -> float | None: ...
+
+
+class _Coded(Protocol):
+    @property
+    def code(self) -> str: ...
+
+
+class Decided(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def reasons(self) -> Sequence[_Coded]: ...
+
+
 def question_asked() -> None:
     try:
         QUESTIONS.inc()
@@ -50,7 +77,7 @@ def question_asked() -> None:
         log.exception("metrics: question_asked failed")
 
 
-def answer_finished(*, where: str, result: Any, failed: bool) -> None:
+def answer_finished(*, where: str, result: CallTimes, failed: bool) -> None:
     """Record one model call from its StreamResult (total_s, first_token_s)."""
     try:
         outcome = "failed" if failed else "ok"
@@ -61,7 +88,7 @@ def answer_finished(*, where: str, result: Any, failed: bool) -> None:
         log.exception("metrics: answer_finished failed")
 
 
-def egress_decided(decision: Any) -> None:
+def egress_decided(decision: Decided) -> None:
     """Count a gate Decision by outcome and by each of its reason codes."""
     try:
         outcome = "allowed" if decision.allowed else "denied"

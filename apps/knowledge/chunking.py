@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from apps.knowledge.parsers import Section
+from apps.knowledge.parsers.base import Section
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,7 @@ def chunk_sections(
     chunk_overlap: int,
     tokenizer: Callable[[str], list] | None = None,
 ) -> list[Chunk]:
+    # heavy: llama-index pulls in its whole core (and nltk) on import
     from llama_index.core.node_parser import SentenceSplitter
 
     splitter = SentenceSplitter(
@@ -76,9 +75,3 @@ def chunk_sections(
                 )
             )
     return chunks
-
-
-def embedding_text(*, title: str, section: str, text: str) -> str:
-    """What the embedder and the BM25 encoder see: the titles travel with the chunk."""
-    heading = title if not section or section == title else f"{title} › {section}"
-    return f"{heading}\n{text}" if heading else text

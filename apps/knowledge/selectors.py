@@ -4,6 +4,7 @@ which collections a user may read (DESIGN.md "Access") and each document's label
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -13,19 +14,18 @@ from apps.core.roles import PERM_MANAGE_KNOWLEDGE, PERM_USE_ASSISTANT
 from apps.knowledge.models import Collection, Document
 
 
-def readable_collection_ids(user: Any) -> list[int]:
+def readable_collection_ids(user: AbstractBaseUser | AnonymousUser | None) -> list[int]:
     """Collections granted to any of the user's groups, read from the database now.
 
     An anonymous or inactive user, or one without groups, reads nothing. Being staff or
     superuser grants nothing here: access to documents is by group only (DESIGN.md).
     """
-    if user is None or not getattr(user, "is_authenticated", False):
+    if user is None or not user.is_authenticated or not user.is_active:
         return []
-    if not getattr(user, "is_active", False) or getattr(user, "pk", None) is None:
+    pk = user.pk
+    if pk is None:
         return []
-    return sorted(
-        set(Collection.objects.filter(groups__user__pk=user.pk).values_list("pk", flat=True))
-    )
+    return sorted(set(Collection.objects.filter(groups__user__pk=pk).values_list("pk", flat=True)))
 
 
 def document_labels(document_ids: Sequence[Any]) -> dict[Any, str]:
@@ -63,7 +63,7 @@ def document_status_row(doc: Document) -> dict[str, object]:
     }
 
 
-def document_for_download(user: Any, document_id: int) -> Document:
+def document_for_download(user: User, document_id: int) -> Document:
     """The document whose original this user may download, or 403/404.
 
     Knowledge admins may download any document; anyone else only one in a collection
@@ -82,3 +82,8 @@ def document_for_download(user: Any, document_id: int) -> Document:
     if found is None:
         raise Http404("This document is not available to you.")
     return found
+
+
+def collection_group_ids(collection: Collection) -> list[int]:
+    """The groups a collection is granted to, sorted: the `groups` field of its points."""
+    return sorted(collection.groups.values_list("pk", flat=True))

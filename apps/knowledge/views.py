@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,15 +16,25 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.audit.services import audit_record
 from apps.core.http import AuthenticatedHttpRequest
+from apps.core.labels import Label
 from apps.core.roles import PERM_MANAGE_KNOWLEDGE
 from apps.knowledge import selectors, services
 from apps.knowledge.forms import CollectionForm, LabelForm
 from apps.knowledge.models import Collection, Document
-from apps.core.labels import Label
 from apps.retrieval.store.protocol import StoreError
 
 admin_required = permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+def admin_view(view: _View) -> _View:
+    """A knowledge admin's page: anonymous users are sent to sign in, others without the
+    role get 403."""
+    return login_required(admin_required(view))
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,8 +45,7 @@ def _selected_collection(request: HttpRequest) -> Collection | None:
     return Collection.objects.order_by("name").first()
 
 
-@login_required
-@admin_required
+@admin_view
 @require_GET
 def upload_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     collection = _selected_collection(request)
@@ -59,8 +70,7 @@ def _not_stored(upload_file: UploadedFile) -> str:
     )
 
 
-@login_required
-@admin_required
+@admin_view
 @require_POST
 def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Many files at once; one result per file, so one bad file never hides the others."""
@@ -106,8 +116,7 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     return redirect(f"{request.path.rsplit('/upload/', 1)[0]}/?collection={collection.pk}")
 
 
-@login_required
-@admin_required
+@admin_view
 @require_GET
 def status(request: AuthenticatedHttpRequest) -> JsonResponse:
     """Polled by the upload page until every row is indexed or failed."""
@@ -118,8 +127,7 @@ def status(request: AuthenticatedHttpRequest) -> JsonResponse:
     return JsonResponse({"documents": rows})
 
 
-@login_required
-@admin_required
+@admin_view
 def collections(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = CollectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -130,18 +138,15 @@ def collections(request: AuthenticatedHttpRequest) -> HttpResponse:
             groups=form.cleaned_data["groups"],
             actor=request.user,
         )
-        messages.success(request, f"Collection “{collection.name}” created.")
-        return redirect("knowledge:collections")
-    return render(
+        return _to_collections(request, f"Collection “{collection.name}” created.")
+    return _form_page(
         request,
         "knowledge/collections.html",
         {"collections": selectors.collections_for_admin(), "form": form},
-        status=400 if request.method == "POST" else 200,
     )
 
 
-@login_required
-@admin_required
+@admin_view
 def collection_edit(request: AuthenticatedHttpRequest, collection_id: int) -> HttpResponse:
     collection = get_object_or_404(Collection, pk=collection_id)
     form = CollectionForm(request.POST or None, instance=collection)
@@ -156,22 +161,27 @@ def collection_edit(request: AuthenticatedHttpRequest, collection_id: int) -> Ht
             default_label=form.cleaned_data["default_label"],
             actor=request.user,
         )
-        messages.success(request, f"Access to “{collection.name}” updated.")
-        return redirect("knowledge:collections")
-    return render(
-        request,
-        "knowledge/collection_edit.html",
-        {"collection": collection, "form": form},
-        status=400 if request.method == "POST" else 200,
+        return _to_collections(request, f"Access to “{collection.name}” updated.")
+    return _form_page(
+        request, "knowledge/collection_edit.html", {"collection": collection, "form": form}
     )
+
+
+def _to_collections(request: HttpRequest, done: str) -> HttpResponse:
+    messages.success(request, done)
+    return redirect("knowledge:collections")
+
+
+def _form_page(request: HttpRequest, template: str, context: dict[str, object]) -> HttpResponse:
+    """A form page; after a POST that did not validate, with status 400."""
+    return render(request, template, context, status=400 if request.method == "POST" else 200)
 
 
 def _back_to(doc: Document) -> HttpResponse:
     return redirect(f"/knowledge/?collection={doc.collection_id}")
 
 
-@login_required
-@admin_required
+@admin_view
 @require_POST
 def document_label(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
@@ -184,8 +194,7 @@ def document_label(request: AuthenticatedHttpRequest, document_id: int) -> HttpR
     return _back_to(doc)
 
 
-@login_required
-@admin_required
+@admin_view
 @require_POST
 def document_reingest_view(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
@@ -194,8 +203,7 @@ def document_reingest_view(request: AuthenticatedHttpRequest, document_id: int) 
     return _back_to(doc)
 
 
-@login_required
-@admin_required
+@admin_view
 @require_POST
 def document_delete_view(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponse:
     doc = get_object_or_404(Document, pk=document_id)
@@ -212,8 +220,6 @@ def document_delete_view(request: AuthenticatedHttpRequest, document_id: int) ->
 @require_GET
 def document_download(request: AuthenticatedHttpRequest, document_id: int) -> HttpResponseBase:
     """The uploaded original, only through this view: MEDIA_ROOT has no URL of its own."""
-    from apps.audit.services import audit_record
-
     doc = selectors.document_for_download(request.user, document_id)
     try:
         handle = doc.file.open("rb")

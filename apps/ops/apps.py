@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Running Enclave on one machine: the demo seed and the local process supervisor."""
+    """Operating Enclave: /healthz, /readyz and /metrics, the demo seed, the local process
+    supervisor (`make run`) and snapshots of the Qdrant server collection."""
 
     name = "apps.ops"
     default_auto_field = "django.db.models.BigAutoField"

@@ -15,7 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import redis
 from django.conf import settings
+from django.db import connections
+
+from apps.retrieval.store import Filter, build_store
+from apps.routing.llm import local_endpoint
 
 
 class CheckFailed(Exception):
@@ -23,8 +28,6 @@ class CheckFailed(Exception):
 
 
 def _database() -> None:
-    from django.db import connections
-
     # A connection of this thread only, closed after: the probe never lends a request's
     # connection, nor leaves one open.
     conn = connections.create_connection("default")
@@ -37,8 +40,6 @@ def _database() -> None:
 
 
 def _redis() -> None:
-    import redis
-
     timeout = settings.READYZ_TIMEOUT_SECONDS
     client = redis.Redis.from_url(
         settings.CELERY_BROKER_URL, socket_connect_timeout=timeout, socket_timeout=timeout
@@ -51,8 +52,6 @@ def _redis() -> None:
 
 
 def _vectorstore() -> None:
-    from apps.retrieval.store import Filter, build_store
-
     store = build_store(timeout=settings.READYZ_TIMEOUT_SECONDS)
     try:
         # A count no real point matches: one cheap round trip through the whole path.
@@ -62,9 +61,7 @@ def _vectorstore() -> None:
 
 
 def _local_model() -> None:
-    import httpx
-
-    from apps.routing.llm import local_endpoint
+    import httpx  # heavy (a fifth of a second), and only this probe in the web process uses it
 
     endpoint = local_endpoint()
     timeout = settings.READYZ_TIMEOUT_SECONDS

@@ -35,35 +35,6 @@ _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
 
 
-def question_asked() -> None:
-    try:
-        QUESTIONS.inc()
-    except Exception:  # noqa: BLE001 - metrics never break the chat
-        log.exception("metrics: question_asked failed")
-
-
-def answer_finished(*, where: str, result: Any, failed: bool) -> None:
-    """Record one model call from its StreamResult (total_s, first_token_s)."""
-    try:
-        outcome = "failed" if failed else "ok"
-        ANSWER_SECONDS.labels(where=where, outcome=outcome).observe(float(result.total_s))
-        if result.first_token_s is not None:
-            FIRST_TOKEN_SECONDS.labels(where=where).observe(float(result.first_token_s))
-    except Exception:  # noqa: BLE001 - metrics never break the chat
-        log.exception("metrics: answer_finished failed")
-
-
-def egress_decided(decision: Any) -> None:
-    """Count a gate Decision by outcome and by each of its reason codes."""
-    try:
-        outcome = "allowed" if decision.allowed else "denied"
-        codes = sorted({r.code for r in decision.reasons}) or ["none"]
-        for code in codes:
-            EGRESS_DECISIONS.labels(outcome=outcome, reason=code).inc()
-    except Exception:  # noqa: BLE001 - metrics never break the gate
-        log.exception("metrics: egress_decided failed")
-
-
 class StateCollector(Collector):
     """Gauges read at scrape time from Redis and PostgreSQL."""
 

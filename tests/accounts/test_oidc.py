@@ -15,8 +15,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from apps.accounts.claims import groups_from_claims, managed_groups, parse_group_map
-from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.audit.models import AuditEvent
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
 

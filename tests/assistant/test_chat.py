@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 
@@ -10,13 +11,14 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE
 from apps.assistant import services as chat
 from apps.assistant.models import Message
 from apps.audit.models import AuditEvent
-from apps.knowledge import services
 from apps.core.labels import Label
+from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE
+from apps.knowledge import services
 from tests.conftest import restart_llm, wait_for_documents
+from tests.support.llm import RecordingProxy
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -139,6 +141,20 @@ def test_answer_streams_and_cites_only_chunks_that_were_in_the_prompt(client, wo
     llm = _events("llm.call", done["conversation_id"])[0].details
     assert llm["where"] == "local" and len(llm["payload_sha256"]) == 64
     assert llm["completion_tokens"] > 0
+
+
+def test_the_local_call_is_audited_with_the_hash_of_the_bytes_the_model_server_received(
+    client, world, live_llm, settings
+):
+    with RecordingProxy(upstream=live_llm["base_url"]) as proxy:
+        settings.LOCAL_LLM_BASE_URL = proxy.base_url
+        done = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
+    assert done["status"] == "complete", done
+    [received] = proxy.bodies
+    assert b"25 vacation days" in received  # the prompt went through the proxy
+    llm = _events("llm.call", done["conversation_id"])[0].details
+    assert llm["where"] == "local"
+    assert llm["payload_sha256"] == hashlib.sha256(received).hexdigest()
 
 
 def test_a_user_never_receives_anything_from_another_groups_collections(client, world):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from apps.assistant.citations import attribute, cited_numbers, extract_citations, render_answer
-from apps.assistant.prompt import SYSTEM_PROMPT, build_prompt
-from apps.assistant.tokens import count_message_tokens, count_tokens
+from apps.routing.prompt import SYSTEM_PROMPT, build_prompt
+from apps.routing.tokens import count_message_tokens, count_tokens
 
 
 def _passage(i: int, words: int = 40) -> dict:

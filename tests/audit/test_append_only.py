@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from apps.audit.chain import verify_chain
 from apps.audit.models import AppendOnlyError, AuditEvent
 from apps.audit.services import audit_record
+from apps.audit.verify import verify_chain
 
 pytestmark = pytest.mark.django_db
 

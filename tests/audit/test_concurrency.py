@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
+from apps.audit.verify import verify_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITERS = 4

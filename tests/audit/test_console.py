@@ -12,15 +12,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from apps.audit.exports import (
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_record
+from apps.compliance import selectors
+from apps.compliance.exports import (
     CSV_COLUMNS,
     event_as_object,
     object_from_csv_row,
     verify_exported,
 )
-from apps.audit.models import AuditEvent
-from apps.audit.selectors import EventFilter, event_page
-from apps.audit.services import audit_record
+from apps.compliance.register import model_register
+from apps.compliance.selectors import EventFilter, event_page
+from apps.routing.models import EgressPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +165,7 @@ def test_keyset_pages_walk_every_event_once_in_both_directions(client, officer, 
     back = event_page(filters=EventFilter(), after=page.newer, size=10)
     assert [e.id for e in back.events] == pages[-2]
     # The page links carry the filters along.
-    monkeypatch.setattr("apps.audit.selectors.PAGE_SIZE", 10)
+    monkeypatch.setattr("apps.compliance.selectors.PAGE_SIZE", 10)
     client.force_login(officer)
     response = client.get(reverse("audit:events") + "?action=chat.feedback")
     assert [e.id for e in response.context["page"].events] == list(range(23, 13, -1))
@@ -276,8 +279,6 @@ def test_an_unfiltered_export_verifies_without_the_database(officer_client, conv
 
 
 def test_export_streams_in_batches(officer_client, monkeypatch):
-    import apps.audit.selectors as selectors
-
     monkeypatch.setattr(selectors, "EXPORT_BATCH", 7)
     for n in range(30):
         audit_record(actor=None, action="chat.feedback", details={"n": n})
@@ -329,8 +330,6 @@ def test_model_register_lists_models_where_they_run_and_their_use(officer_client
 
 
 def test_model_register_counts_answers_once_answers_name_their_model(settings):
-    from apps.audit.selectors import model_register
-
     settings.LOCAL_LLM_MODEL = "local-model"
 
     def answer(status: str, model: str = "local-model", where: str = "local") -> None:
@@ -438,8 +437,6 @@ def test_provenance_shows_the_chat_as_it_records_itself(officer_client, make_use
 
 
 def test_external_model_card_follows_the_egress_policy(officer_client, settings):
-    from apps.routing.models import EgressPolicy
-
     settings.EXTERNAL_LLM_KIND = "openai-compatible"
     settings.EXTERNAL_LLM_NAME = "Acme AI"
     settings.EXTERNAL_LLM_MODEL = "acme-large"

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 
-from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
+from apps.audit.verify import verify_chain
 
 
 def truncate_trigger_state() -> str:

@@ -15,8 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
-from apps.audit.selectors import EventFilter, events_matching
 from apps.audit.services import audit_record
+from apps.compliance.selectors import EventFilter, events_matching
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,10 +17,10 @@ from apps.audit.chain import (
     canonical_bytes,
     canonical_details,
     compute_hash,
-    verify_chain,
 )
 from apps.audit.models import AuditEvent
-from apps.audit.services import audit_record, labels_from_details
+from apps.audit.services import APPEND_LOCK_KEY, audit_record, labels_from_details
+from apps.audit.verify import verify_chain
 from apps.knowledge.models import Collection
 
 pytestmark = pytest.mark.django_db
@@ -220,9 +220,6 @@ def test_any_json_details_survive_the_database_and_still_verify(details):
 
 def test_the_append_lock_is_held_until_the_transaction_ends():
     """A second writer waits for this transaction, so it links to the committed event."""
-    from django.db import connection
-
-    from apps.audit.services import APPEND_LOCK_KEY
 
     def lock_held() -> bool:
         with connection.cursor() as cursor:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from apps.audit.archive import checkpoint_key
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,8 +45,6 @@ def test_good_audit_settings_start():
 
 
 def test_checkpoints_are_signed_with_the_dedicated_key_when_set(settings):
-    from apps.audit.archive import checkpoint_key
-
     settings.AUDIT_CHECKPOINT_KEY = ""
     assert checkpoint_key() == ("SECRET_KEY", settings.SECRET_KEY.encode())
     settings.AUDIT_CHECKPOINT_KEY = "k" * 40

@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.audit.archive import CheckpointError, load_checkpoint, verify_archive
-from apps.audit.chain import verify_chain
+from apps.audit.chain import compute_hash
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_record
+from apps.audit.verify import verify_chain
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +64,6 @@ def test_altered_details_are_found_at_the_altered_event(tamper):
 
 def test_a_rehashed_forgery_breaks_the_next_link(tamper):
     """Rewriting an event and its own hash still breaks the link from the event after."""
-    from apps.audit.chain import compute_hash
-
     record(5)
     event = AuditEvent.objects.get(id=3)
     fields = {

@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 
+from apps.core.labels import Label
 from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.knowledge import services
 from apps.knowledge.models import Document
-from apps.core.labels import Label
 from tests.support import fixtures
 
 pytestmark = [

@@ -9,10 +9,10 @@ from pathlib import Path
 from django.contrib.auth.models import Group, User
 from django.core.files import File
 
-from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
-from apps.knowledge import services
-from apps.knowledge.models import Collection, Document
 from apps.core.labels import Label
+from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.knowledge import ingestion, points, services
+from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
 
@@ -34,7 +34,7 @@ def write_long(directory: Path, name: str, paragraphs: int) -> tuple[Path, int]:
     """Write a long text file; return it with the number of chunks it must end with."""
     path = directory / name
     path.write_text(long_text(paragraphs, seed=path.stem))
-    return path, len(services.document_chunks(path=path)[1])
+    return path, len(ingestion.document_chunks(path=path)[1])
 
 
 def admin_user(name: str = "fail-admin") -> User:
@@ -92,7 +92,7 @@ def assert_indexed_exactly(doc: Document, expected_chunks: int) -> None:
     assert doc.chunk_count == expected_chunks
     ids = point_ids(doc.pk)
     assert len(ids) == len(set(ids)) == expected_chunks
-    assert set(ids) == {services.point_id(doc.pk, i) for i in range(expected_chunks)}
+    assert set(ids) == {points.point_id(doc.pk, i) for i in range(expected_chunks)}
     assert chunk_indexes(doc.pk) == list(range(expected_chunks))
     assert get_store().count(Filter.of(document_id=[doc.pk])) == expected_chunks
 

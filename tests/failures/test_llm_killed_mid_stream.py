@@ -19,10 +19,10 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from apps.assistant.models import Message
-from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
-from apps.knowledge import services
+from apps.audit.verify import verify_chain
 from apps.core.labels import Label
+from apps.knowledge import services
 from apps.routing import services as routing
 from tests.conftest import restart_llm, wait_for_documents
 from tests.failures import helpers

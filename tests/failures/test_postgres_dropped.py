@@ -20,8 +20,8 @@ from django.db.models.signals import post_save, pre_save
 from django.urls import reverse
 
 from apps.assistant.models import Message
-from apps.audit.chain import verify_chain
 from apps.audit.models import AuditEvent
+from apps.audit.verify import verify_chain
 from apps.knowledge import services
 from apps.knowledge.models import Document
 from tests.conftest import wait_for_documents

@@ -24,7 +24,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.urls import reverse
 
-from apps.knowledge import services
+from apps.knowledge import dispatch, ingestion
 from apps.knowledge.models import Document
 from tests.conftest import wait_for_documents
 from tests.failures import helpers
@@ -75,7 +75,7 @@ def _upload(client, collection, paths: list[Path]) -> list[dict]:  # noqa: ANN00
 
 
 def _chunks(path: Path) -> int:
-    return len(services.document_chunks(path=path)[1])
+    return len(ingestion.document_chunks(path=path)[1])
 
 
 def _status(pk: int) -> str:
@@ -117,7 +117,7 @@ def test_redis_restart_loses_no_queued_document(
         assert down["status"] == Document.Status.QUEUED
         ids[while_down.name] = down["id"]
         # The document says so too, on the upload page, for as long as it waits.
-        assert Document.objects.get(pk=down["id"]).failure_reason == services.QUEUE_UNAVAILABLE
+        assert Document.objects.get(pk=down["id"]).failure_reason == dispatch.QUEUE_UNAVAILABLE
         page = client.get(reverse("knowledge:upload"), {"collection": collection.pk})
         assert page.status_code == 200
         assert "Waiting for the ingestion queue" in page.content.decode()
@@ -153,7 +153,7 @@ def test_redis_restart_loses_no_queued_document(
         # INGEST_STALE_SECONDS (shortened here from 15 minutes).
         if not private_redis.appendonly:
             settings.INGEST_STALE_SECONDS = 1
-        requeued = set(services.ingestion_reap_stale())
+        requeued = set(ingestion.ingestion_reap_stale())
         assert ids[while_down.name] in requeued
         if not private_redis.appendonly:
             assert set(waiting_ids) <= requeued

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from apps.knowledge import services
+from apps.knowledge import ingestion
 from apps.knowledge.models import Document
 from apps.knowledge.parsers import ParseError, parse_file
 from tests.failures import helpers
@@ -140,7 +140,7 @@ def test_fuzzed_uploads_never_500_and_every_failure_has_a_reason(client, live_ve
     stored = [r["id"] for r in results if r["ok"]]
     assert stored
     for pk in stored:  # the worker's pipeline, run here: same code, no queue needed
-        services.document_ingest(document_id=pk, worker="fuzz")
+        ingestion.document_ingest(document_id=pk, worker="fuzz")
     for doc in Document.objects.filter(pk__in=stored):
         assert doc.status in (Document.Status.INDEXED, Document.Status.FAILED), doc.status
         if doc.status == Document.Status.FAILED:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,18 @@ from django.contrib.auth.models import Group, User
 from django.core.files import File
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
-from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.audit.models import AuditEvent
-from apps.knowledge import services
-from apps.knowledge.models import Collection, Document
 from apps.core.labels import Label
+from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
+from apps.knowledge import ingestion, services
+from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
 from tests.conftest import wait_for_documents
 from tests.support import fixtures
+from tests.support.vectorstore import start_vectorstore, stop_vectorstore
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_worker")]
 
@@ -185,9 +188,7 @@ def test_oversized_and_duplicate_uploads_are_refused_before_storing(
 def test_vector_store_down_then_back_loses_nothing(
     client, admin_user, collection, fixture_dir, live_vectorstore, enclave_env
 ):
-    from django.conf import settings
-
-    from tests.support.vectorstore import start_vectorstore, stop_vectorstore
+    from django.conf import settings  # the module's tests take the `settings` fixture
 
     client.force_login(admin_user)
     [first] = _upload(client, collection, [fixtures.make_markdown(fixture_dir)])
@@ -225,10 +226,6 @@ def test_ingest_dir_loads_a_folder(admin_user, collection, fixture_dir, capsys):
 
 
 def test_stale_documents_are_requeued_and_finish(admin_user, collection, fixture_dir, settings):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     path = fixtures.make_plain_text(fixture_dir)
     with path.open("rb") as fh:
         doc, _ = services.document_create(
@@ -242,7 +239,7 @@ def test_stale_documents_are_requeued_and_finish(admin_user, collection, fixture
         heartbeat_at=timezone.now() - timedelta(hours=1),
         attempts=1,
     )
-    assert services.ingestion_reap_stale() == [doc.pk]
+    assert ingestion.ingestion_reap_stale() == [doc.pk]
     assert wait_for_documents([doc.pk])[doc.pk].status == Document.Status.INDEXED
 
     Document.objects.filter(pk=doc.pk).update(
@@ -251,7 +248,7 @@ def test_stale_documents_are_requeued_and_finish(admin_user, collection, fixture
         heartbeat_at=timezone.now() - timedelta(hours=1),
         attempts=settings.INGEST_MAX_ATTEMPTS,
     )
-    assert services.ingestion_reap_stale() == []
+    assert ingestion.ingestion_reap_stale() == []
     doc.refresh_from_db()
     assert doc.status == Document.Status.FAILED and "stopped" in doc.failure_reason
 

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files import File
 
-from apps.knowledge import services
+from apps.knowledge import ingestion, services
 from apps.knowledge.models import Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
@@ -38,7 +38,7 @@ def test_worker_killed_mid_embedding_then_restarted_indexes_exactly_once(
     collection = services.collection_create(name="Crash", actor=admin, groups=[readers])
     path = tmp_path / "long.txt"
     path.write_text(_long_text(1200))
-    expected_chunks = len(services.document_chunks(path=path)[1])
+    expected_chunks = len(ingestion.document_chunks(path=path)[1])
     assert expected_chunks > 100, "the document must take a while to embed"
 
     log = tmp_path / "worker.log"

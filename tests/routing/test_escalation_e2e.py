@@ -13,11 +13,11 @@ from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from apps.core.roles import EMPLOYEE
 from apps.assistant.models import Conversation, Message
 from apps.audit.models import AuditEvent
-from apps.knowledge import services as knowledge
 from apps.core.labels import Label
+from apps.core.roles import EMPLOYEE
+from apps.knowledge import services as knowledge
 from apps.routing import services as routing
 from tests.conftest import restart_llm, wait_for_documents
 from tests.support.fake_provider import FakeProvider, use_as_provider

@@ -23,14 +23,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from apps.core.roles import EMPLOYEE
+from apps.assistant.auto_escalation import declines as _declines
 from apps.assistant.models import Conversation, Message
 from apps.audit.models import AuditEvent
+from apps.core.labels import Label
+from apps.core.roles import EMPLOYEE
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document
-from apps.core.labels import Label
 from apps.routing import gate
 from apps.routing import services as routing
+from apps.routing.llm import StreamResult
 from apps.routing.models import ProviderUsage
 from apps.routing.providers import external_provider
 from tests.support.fake_provider import FakeProvider, use_as_provider
@@ -369,13 +371,10 @@ def test_send_refuses_a_payload_the_gate_did_not_allow(egress, asker):
         history=request.history,
         chunks=request.chunks,
     )
-    from apps.routing.llm import StreamResult
-
     with pytest.raises(gate.EgressRefused):
         list(
             gate.send(
                 decision=allowed, request=tampered, provider=provider, result=StreamResult(),
-                sent={},
             )
         )  # fmt: skip
     assert egress.requests == []
@@ -520,8 +519,6 @@ def test_an_anthropic_provider_gets_the_same_payload_through_its_own_client(
     ],
 )
 def test_the_automatic_rule_recognises_a_local_answer_that_gives_up(text, declines):
-    from apps.assistant.services import _declines
-
     assert _declines(text) is declines
 
 

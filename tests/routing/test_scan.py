@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.routing import scan as scanner
+from apps.routing import pii as scanner
 from apps.routing.scan import Finding, kinds, redact, scan
 
 # Test values with valid checksums (public test numbers, not anyone's).

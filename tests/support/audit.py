@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from django.db.backends.postgresql.operations import DatabaseOperations
 
 AUDIT_TABLE = "audit_auditevent"
 TRUNCATE_TRIGGER = "audit_append_only_truncate"
@@ -35,8 +36,6 @@ TRUNCATE_TRIGGER = "audit_append_only_truncate"
 
 @contextmanager
 def audit_flush_allowed() -> Iterator[None]:
-    from django.db.backends.postgresql.operations import DatabaseOperations
-
     original = DatabaseOperations.sql_flush
     if getattr(original, "_allows_audit_flush", False):
         yield  # already wrapped (the fixture is imported by more than one conftest)

@@ -9,6 +9,7 @@ onboarding-guide.docx are committed; run this after editing the text below.
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -103,10 +104,11 @@ FAQ: list[tuple[str, list[str]]] = [
 
 
 def build_pdf(path: Path) -> None:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer
+    # reportlab: a dev dependency only, and heavy; imported when the PDF is rebuilt
+    from reportlab.lib.pagesizes import A4  # heavy, dev only (see above)
+    from reportlab.lib.styles import getSampleStyleSheet  # heavy, dev only
+    from reportlab.lib.units import mm  # heavy, dev only
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer  # heavy
 
     class FaqTemplate(SimpleDocTemplate):
         def afterFlowable(self, flowable: object) -> None:  # noqa: N802 - reportlab's hook
@@ -222,7 +224,7 @@ ONBOARDING: list[tuple[str, list[str]]] = [
 
 
 def build_docx(path: Path) -> None:
-    import docx
+    import docx  # heavy: python-docx loads lxml
 
     document = docx.Document()
     props = document.core_properties
@@ -252,8 +254,6 @@ def build_docx(path: Path) -> None:
 def _fix_zip_timestamps(path: Path) -> None:
     """python-docx stamps each zip member with the current time; a fixed stamp makes a
     rebuild byte-identical, so git shows a change only when the text changed."""
-    import zipfile
-
     with zipfile.ZipFile(path) as archive:
         members = [(info.filename, archive.read(info)) for info in archive.infolist()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -70,16 +70,6 @@ def check_archive(path: Path, *, max_unpacked_bytes: int) -> None:
             )
 
 
-def is_docx_zip(path: Path) -> bool:
-    """For the DOCX files libmagic calls application/zip or octet-stream: Word writes
-    its parts in an order libmagic expects, other tools do not."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return DOCUMENT_PART in archive.namelist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
-        return False
-
-
 def _is_heading(paragraph: Any) -> bool:
     """By style name, following base styles: "Chapter" based on "Heading 1" counts."""
     style = paragraph.style
@@ -93,7 +83,7 @@ def _is_heading(paragraph: Any) -> bool:
 
 
 def _cell_text(cell: Any) -> str:
-    from docx.table import Table
+    from docx.table import Table  # heavy: python-docx loads lxml
 
     parts: list[str] = []
     for item in cell.iter_inner_content():
@@ -121,9 +111,10 @@ def _table_text(table: Any) -> str:
 def parse_docx(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
     check_archive(path, max_unpacked_bytes=max_unpacked_bytes)
 
+    # heavy: python-docx loads lxml; only a worker parsing a DOCX pays for it
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.table import Table
+    from docx.opc.exceptions import PackageNotFoundError  # heavy, as above
+    from docx.table import Table  # heavy, as above
 
     try:
         document = docx.Document(str(path))

@@ -120,7 +120,7 @@ class _Walker:
 
 
 def parse_html_text(text: str) -> ParsedDocument:
-    import lxml.html
+    import lxml.html  # heavy: lxml's C extension; only a worker parsing HTML pays for it
 
     # Bytes plus an explicit encoding: lxml refuses a str that carries an XML encoding
     # declaration, and the decoding rule (UTF-8 or UTF-16) has already been applied.

@@ -26,8 +26,9 @@ _PLACEHOLDER_TITLES = {"untitled", "anonymous", "unknown", "title", "document"}
 
 
 def _open(path: Path) -> Any:
+    # heavy: pypdf (and its crypto backends); only a worker parsing a PDF pays for it
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, PdfReadError
+    from pypdf.errors import DependencyError, PdfReadError  # heavy, as above
 
     try:
         reader = PdfReader(path)
@@ -115,7 +116,7 @@ def _metadata_title(reader: Any) -> str | None:
 
 
 def parse_pdf(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
-    from pypdf.errors import FileNotDecryptedError
+    from pypdf.errors import FileNotDecryptedError  # heavy: pypdf, as in _open
 
     reader = _open(path)
     try:

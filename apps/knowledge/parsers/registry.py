@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from apps.knowledge.parsers.base import SUPPORTED_TYPES_SENTENCE, ParsedDocument, ParseError
+from apps.knowledge.parsers.docx import DOCUMENT_PART, DOCX_MIME, parse_docx
+from apps.knowledge.parsers.html import parse_html, parse_html_text
+from apps.knowledge.parsers.pdf import parse_pdf
+from apps.knowledge.parsers.text import decode_text, looks_like_markdown, parse_text
 
 logger = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
 ZIP = "application/zip"
-DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
@@ -31,27 +35,18 @@ class Parser:
 
 
 def _pdf(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
-    from apps.knowledge.parsers.pdf import parse_pdf
-
     return parse_pdf(path, max_unpacked_bytes=max_unpacked_bytes)
 
 
 def _docx(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
-    from apps.knowledge.parsers.docx import parse_docx
-
     return parse_docx(path, max_unpacked_bytes=max_unpacked_bytes)
 
 
 def _html(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
-    from apps.knowledge.parsers.html import parse_html
-
     return parse_html(path)
 
 
 def _text(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
-    from apps.knowledge.parsers.html import parse_html_text
-    from apps.knowledge.parsers.text import decode_text, looks_like_markdown, parse_text
-
     text = decode_text(path.read_bytes())
     # libmagic calls HTML "text/html" only when it opens the way it expects; a saved
     # fragment ("<h2>VPN</h2><p>…") or a UTF-16 page can arrive as text/plain.
@@ -65,9 +60,6 @@ def _text(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
 
 def _xml(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
     """XHTML is XML to libmagic; any other XML is data, not a document."""
-    from apps.knowledge.parsers.html import parse_html_text
-    from apps.knowledge.parsers.text import decode_text
-
     text = decode_text(path.read_bytes())
     if _HTML_DOCUMENT.match(text[:4096]):
         return parse_html_text(text)
@@ -151,6 +143,7 @@ def sniff_mime(path: Path) -> str:
     other tools (or re-zipped) come back as application/zip or octet-stream, so for
     those the zip directory is read (names only, nothing is decompressed).
     """
+    # heavy: python-magic loads libmagic and its database on import
     import magic
 
     try:
@@ -170,14 +163,12 @@ def _starts_like_zip(path: Path) -> bool:
 
 
 def _zip_flavour(path: Path) -> str | None:
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
         return None
-    if "word/document.xml" in names:
+    if DOCUMENT_PART in names:
         return DOCX_MIME
     if "xl/workbook.xml" in names:
         return XLSX_MIME

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from apps.knowledge.parsers.base import (
     ParsedDocument,
@@ -192,11 +191,6 @@ def parse_plain(text: str) -> ParsedDocument:
             sections.append(section)
         cursor += len(piece) + 1
     return ParsedDocument(mime_type=PLAIN_MIME, title=None, text=text, sections=sections)
-
-
-def parse_text_file(path: Path) -> ParsedDocument:
-    text = decode_text(path.read_bytes())
-    return parse_text(text)
 
 
 def parse_text(text: str) -> ParsedDocument:

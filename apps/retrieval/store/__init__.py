@@ -5,6 +5,8 @@ QDRANT_URL empty -> SocketStore (talks to `manage.py vectorstore`, which holds t
                     embedded qdrant-edge shard under VECTOR_DATA_DIR)
 
 Importing this package imports neither qdrant library; the backends do, when first used.
+The modules of the package import each other by their full names, never this package, so
+that it may import the backends.
 """
 
 from __future__ import annotations
@@ -12,21 +14,15 @@ from __future__ import annotations
 import os
 import threading
 
-from apps.retrieval.store.protocol import (
-    Filter,
-    Point,
-    ScoredPoint,
-    SparseVector,
-    StoreError,
-    StoreUnavailable,
-    VectorStore,
-)
+from django.conf import settings
+
+from apps.retrieval.store.protocol import Filter, Point, StoreError, StoreUnavailable, VectorStore
+from apps.retrieval.store.server import ServerStore
+from apps.retrieval.store.socket_client import SocketStore
 
 __all__ = [
     "Filter",
     "Point",
-    "ScoredPoint",
-    "SparseVector",
     "StoreError",
     "StoreUnavailable",
     "VectorStore",
@@ -52,13 +48,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def build_store(*, timeout: float | None = None) -> VectorStore:
     """A new store from settings, not the process's shared one (`get_store`): for a probe
     that must give up sooner than VECTOR_TIMEOUT_SECONDS (/readyz). Close it after use."""
-    from django.conf import settings
-
     timeout = timeout if timeout is not None else settings.VECTOR_TIMEOUT_SECONDS
-
     if settings.QDRANT_URL:
-        from apps.retrieval.store.server import ServerStore
-
         return ServerStore(
             url=settings.QDRANT_URL,
             api_key=settings.QDRANT_API_KEY,
@@ -72,8 +63,6 @@ def build_store(*, timeout: float | None = None) -> VectorStore:
             hnsw_m=settings.QDRANT_HNSW_M,
             hnsw_ef_construct=settings.QDRANT_HNSW_EF_CONSTRUCT,
         )
-    from apps.retrieval.store.socket_client import SocketStore
-
     return SocketStore(path=settings.VECTOR_SOCKET, timeout=timeout)
 
 

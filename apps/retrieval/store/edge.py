@@ -12,13 +12,15 @@ them into StoreError with what we were doing, so callers never see an engine typ
 from __future__ import annotations
 
 import functools
+import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import apps.retrieval.store.engine as engine
+from apps.retrieval.store.engine import EngineStore
 from apps.retrieval.store.protocol import (
     DENSE,
     INDEXED_FIELDS,
@@ -28,8 +30,7 @@ from apps.retrieval.store.protocol import (
     ScoredPoint,
     SparseVector,
     StoreError,
-    check_limit,
-    check_points,
+    check_dense_size,
     full_scan_threshold_kb,
 )
 
@@ -39,12 +40,12 @@ CONFIG_FILE = "edge_config.json"
 
 
 def _engine() -> Any:
-    import qdrant_edge
+    import qdrant_edge  # heavy: the Rust engine, loaded only by the process that owns a shard
 
     return qdrant_edge
 
 
-class EdgeStore:
+class EdgeStore(EngineStore):
     """One shard directory = our one collection.
 
     Thread safety, measured with qdrant-edge 0.9.0: concurrent `query` calls from several
@@ -83,8 +84,6 @@ class EdgeStore:
         self._dense_size = self._shard_dense_size()
 
     def _shard_dense_size(self) -> int | None:
-        import json
-
         try:
             config = json.loads((self.path / CONFIG_FILE).read_text())
             return int(config["vectors"][DENSE]["size"])
@@ -92,8 +91,7 @@ class EdgeStore:
             return None
 
     def ensure_collection(self, *, dense_size: int) -> None:
-        if isinstance(dense_size, bool) or not isinstance(dense_size, int) or dense_size < 1:
-            raise StoreError(f"dense_size must be a positive integer, got {dense_size!r}")
+        check_dense_size(dense_size)
         with self._write_lock:
             if self._shard is None:
                 self._create(dense_size)
@@ -190,34 +188,23 @@ class EdgeStore:
             ]
         )
 
-    @staticmethod
-    def _sparse(vector: SparseVector) -> Any:
+    def _sparse(self, vector: SparseVector) -> Any:
         return _engine().SparseVector(list(vector.indices), list(vector.values))
 
-    @staticmethod
-    def _scored(points: Sequence[Any]) -> list[ScoredPoint]:
-        return [
-            ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
-            for p in points
-        ]
+    def _nearest(self, vector: Any, using: str) -> Any:
+        return _engine().Query.Nearest(vector, using=using)
+
+    def _prefetch(self, query: Any, *, f: Any, limit: int) -> Any:
+        return _engine().Prefetch(limit=limit, query=query, filter=f)
+
+    def _rrf(self, k: int) -> Any:
+        return _engine().Fusion.Rrf(k=k)
 
     # --- writes -------------------------------------------------------------------------
 
-    def upsert(self, points: Sequence[Point]) -> None:
-        if not points:
-            return
-        check_points(points, dense_size=self._dense_size)
+    def _store(self, points: Sequence[Point]) -> None:
         q = _engine()
-        converted = []
-        for p in points:
-            try:
-                pid = str(uuid.UUID(p.id))
-            except (ValueError, TypeError, AttributeError) as err:
-                raise StoreError(f"point id {p.id!r} is not a UUID string") from err
-            vectors: dict[str, Any] = {DENSE: list(p.dense)}
-            if p.sparse.indices:
-                vectors[SPARSE] = self._sparse(p.sparse)
-            converted.append(q.Point(pid, vectors, dict(p.payload)))
+        converted = [q.Point(engine.point_id(p), self._vectors(p), dict(p.payload)) for p in points]
         op = q.UpdateOperation.upsert_points(converted)
         with self._writing() as shard:
             # update() returns after the operation is in the WAL and applied.
@@ -249,78 +236,16 @@ class EdgeStore:
     # A read before the collection exists finds nothing: that is the truth on a fresh
     # install (nothing ingested yet), and it reveals nothing.
 
-    def query_dense(self, vector: Sequence[float], *, flt: Filter, limit: int) -> list[ScoredPoint]:
-        f = self._filter(flt, "search")
-        check_limit(limit, "query_dense")
-        shard = self._shard
-        if shard is None:
-            return []
-        q = _engine()
-        request = q.QueryRequest(
-            limit=limit,
-            query=q.Query.Nearest(list(vector), using=DENSE),
-            filter=f,
-            with_payload=True,
-        )
-        return self._scored(self._call("search dense vectors", lambda: shard.query(request)))
-
-    def query_sparse(self, vector: SparseVector, *, flt: Filter, limit: int) -> list[ScoredPoint]:
-        f = self._filter(flt, "search")
-        check_limit(limit, "query_sparse")
-        shard = self._shard
-        if shard is None or not vector.indices:
-            return []  # no query terms: no keyword match is possible
-        q = _engine()
-        request = q.QueryRequest(
-            limit=limit,
-            query=q.Query.Nearest(self._sparse(vector), using=SPARSE),
-            filter=f,
-            with_payload=True,
-        )
-        return self._scored(self._call("search sparse vectors", lambda: shard.query(request)))
-
-    def query_hybrid(
-        self,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        *,
-        flt: Filter,
-        limit: int,
-        prefetch_limit: int,
-        rrf_k: int,
+    def _search(
+        self, what: str, *, f: Any, limit: int, query: Any, prefetch: list[Any] | None = None
     ) -> list[ScoredPoint]:
-        f = self._filter(flt, "search")
-        check_limit(limit, "query_hybrid")
-        check_limit(prefetch_limit, "query_hybrid prefetch")
-        check_limit(rrf_k, "query_hybrid rrf_k")
         shard = self._shard
         if shard is None:
             return []
-        q = _engine()
-        # The filter sits inside every prefetch: each candidate list is drawn only from
-        # readable points, so a hidden point can neither appear nor push a readable one
-        # out of the top prefetch_limit. The outer filter repeats it as a second lock.
-        prefetches = [
-            q.Prefetch(
-                limit=prefetch_limit, query=q.Query.Nearest(list(dense), using=DENSE), filter=f
-            )
-        ]
-        if sparse.indices:
-            prefetches.append(
-                q.Prefetch(
-                    limit=prefetch_limit,
-                    query=q.Query.Nearest(self._sparse(sparse), using=SPARSE),
-                    filter=f,
-                )
-            )
-        request = q.QueryRequest(
-            limit=limit,
-            prefetches=prefetches,
-            query=q.Fusion.Rrf(k=rrf_k),
-            filter=f,
-            with_payload=True,
+        request = _engine().QueryRequest(
+            limit=limit, query=query, prefetches=prefetch, filter=f, with_payload=True
         )
-        return self._scored(self._call("run the hybrid search", lambda: shard.query(request)))
+        return engine.scored(self._call(what, lambda: shard.query(request)))
 
     def count(self, flt: Filter) -> int:
         f = self._filter(flt, "count")
@@ -330,24 +255,16 @@ class EdgeStore:
         request = _engine().CountRequest(exact=True, filter=f)
         return int(self._call("count points", lambda: shard.count(request)))
 
-    def scroll(
-        self, flt: Filter, *, limit: int, offset: str | None = None
-    ) -> tuple[list[ScoredPoint], str | None]:
-        f = self._filter(flt, "scroll")
-        check_limit(limit, "scroll")
+    def _scroll(self, f: Any, *, limit: int, offset: str | None) -> tuple[list[Any], Any]:
         shard = self._shard
         if shard is None:
             return [], None
-        if offset is not None:
-            try:
-                offset = str(uuid.UUID(offset))
-            except (ValueError, TypeError, AttributeError) as err:
-                raise StoreError(f"scroll offset {offset!r} is not a point id") from err
         request = _engine().ScrollRequest(
-            offset=offset, limit=limit, filter=f, with_payload=True, with_vector=False
+            offset=engine.scroll_offset(offset),
+            limit=limit,
+            filter=f,
+            with_payload=True,
+            with_vector=False,
         )
         records, next_offset = self._call("scroll points", lambda: shard.scroll(request))
-        page = [
-            ScoredPoint(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records
-        ]
-        return page, (str(next_offset) if next_offset is not None else None)
+        return records, next_offset

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from apps.retrieval.store import wire
+import apps.retrieval.store.wire as wire
 from apps.retrieval.store.edge import EdgeStore
 from apps.retrieval.store.protocol import StoreError, StoreUnavailable
 

@@ -7,9 +7,10 @@ catch `StoreError` without paying for qdrant-client or qdrant-edge.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 # Names inside the one Qdrant collection. Both backends and the owner process use these.
 DENSE = "dense"
@@ -136,6 +137,16 @@ class Filter:
         return checked
 
 
+class HybridQuery(TypedDict):
+    """query_hybrid's keyword arguments, spelled once for the protocol and every backend:
+    the filter, how many fused results, how many candidates per half, and RRF's k."""
+
+    flt: Filter
+    limit: int
+    prefetch_limit: int
+    rrf_k: int
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     def ensure_collection(self, *, dense_size: int) -> None: ...
@@ -155,14 +166,7 @@ class VectorStore(Protocol):
     ) -> list[ScoredPoint]: ...
 
     def query_hybrid(
-        self,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        *,
-        flt: Filter,
-        limit: int,
-        prefetch_limit: int,
-        rrf_k: int,
+        self, dense: Sequence[float], sparse: SparseVector, **query: Unpack[HybridQuery]
     ) -> list[ScoredPoint]: ...
 
     def count(self, flt: Filter) -> int: ...
@@ -177,6 +181,19 @@ class VectorStore(Protocol):
     def optimize(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def check_dense_size(dense_size: int) -> None:
+    if isinstance(dense_size, bool) or not isinstance(dense_size, int) or dense_size < 1:
+        raise StoreError(f"dense_size must be a positive integer, got {dense_size!r}")
+
+
+def as_uuid(value: Any, *, error: str) -> str:
+    """A point id as both engines store it (a UUID in one spelling), or StoreError(error)."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError) as err:
+        raise StoreError(error) from err
 
 
 def check_limit(limit: int, what: str) -> int:

@@ -16,11 +16,12 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from apps.retrieval.store import wire
+import apps.retrieval.store.wire as wire
 from apps.retrieval.store.protocol import (
     Filter,
+    HybridQuery,
     Point,
     ScoredPoint,
     SparseVector,
@@ -29,6 +30,12 @@ from apps.retrieval.store.protocol import (
     check_limit,
     check_points,
 )
+
+# The error a reply's "kind" names (wire.py); the owner sends only these two.
+ERROR_KINDS: Mapping[str, type[StoreError]] = {
+    "StoreError": StoreError,
+    "StoreUnavailable": StoreUnavailable,
+}
 
 # Optimising a large shard rebuilds HNSW graphs and can take minutes; the everyday
 # timeout would give up on it while the owner keeps working.
@@ -129,7 +136,7 @@ class SocketStore:
                 self._drop()
                 raise StoreError(f"the vector store sent an unreadable reply to {op}")
             if "error" in reply:
-                kind = wire.ERROR_KINDS.get(str(reply.get("kind")), StoreError)
+                kind = ERROR_KINDS.get(str(reply.get("kind")), StoreError)
                 raise kind(str(reply["error"]))
             return reply.get("ok")
         raise AssertionError("unreachable")  # pragma: no cover
@@ -177,29 +184,17 @@ class SocketStore:
         return wire.scored_in(reply)
 
     def query_hybrid(
-        self,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        *,
-        flt: Filter,
-        limit: int,
-        prefetch_limit: int,
-        rrf_k: int,
+        self, dense: Sequence[float], sparse: SparseVector, **query: Unpack[HybridQuery]
     ) -> list[ScoredPoint]:
+        flt = query["flt"]
         flt.require("search")
-        check_limit(limit, "query_hybrid")
-        reply = self._request(
-            "query_hybrid",
-            {
-                "dense": list(dense),
-                "sparse": wire.sparse_out(sparse),
-                "flt": wire.filter_out(flt),
-                "limit": limit,
-                "prefetch_limit": prefetch_limit,
-                "rrf_k": rrf_k,
-            },
-        )
-        return wire.scored_in(reply)
+        check_limit(query["limit"], "query_hybrid")
+        sent = {
+            "dense": list(dense),
+            "sparse": wire.sparse_out(sparse),
+            "flt": wire.filter_out(flt),
+        }
+        return wire.scored_in(self._request("query_hybrid", {**query, **sent}))
 
     def count(self, flt: Filter) -> int:
         flt.require("count")

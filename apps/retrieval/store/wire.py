@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Mapping
 from typing import Any
 
-from apps.retrieval.store.protocol import (
-    Filter,
-    Point,
-    ScoredPoint,
-    SparseVector,
-    StoreError,
-    StoreUnavailable,
-)
+import msgpack
+
+from apps.retrieval.store.protocol import Filter, Point, ScoredPoint, SparseVector, StoreError
 
 HEADER = struct.Struct(">I")
 # Big enough for an upsert batch of a few thousand 1024-d points with their text; small
@@ -45,19 +39,12 @@ OPS = frozenset(
     }
 )
 
-ERROR_KINDS: Mapping[str, type[StoreError]] = {
-    "StoreError": StoreError,
-    "StoreUnavailable": StoreUnavailable,
-}
-
 
 class FrameError(Exception):
     """The byte stream is not a valid frame (peer closed mid-frame, or sent garbage)."""
 
 
 def pack(obj: Any) -> bytes:
-    import msgpack
-
     try:
         body = msgpack.packb(obj, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as err:
@@ -82,8 +69,6 @@ def _recv_exact(sock: socket.socket, size: int, *, at_start: bool) -> bytes | No
 
 def recv_frame(sock: socket.socket) -> Any | None:
     """The next decoded frame, or None when the peer closed the connection cleanly."""
-    import msgpack
-
     header = _recv_exact(sock, HEADER.size, at_start=True)
     if header is None:
         return None

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.archive import CheckpointError, load_checkpoint, verify_archive
-from apps.audit.chain import verify_chain
+from apps.audit.verify import verify_chain
 
 
 class Command(BaseCommand):

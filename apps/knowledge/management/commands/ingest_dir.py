@@ -1,5 +1,6 @@
 """Bulk load: `manage.py ingest_dir PATH --collection NAME [--label L]`."""
 
+import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -7,9 +8,9 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from apps.core.labels import Label
 from apps.knowledge import services
 from apps.knowledge.models import Collection, Document
-from apps.core.labels import Label
 
 
 class Command(BaseCommand):
@@ -68,8 +69,6 @@ class Command(BaseCommand):
         )
 
     def _follow(self, ids: list[int]) -> None:
-        import time
-
         done_states = (Document.Status.INDEXED, Document.Status.FAILED)
         with tqdm(total=len(ids), desc="ingest", unit="doc") as bar:
             finished = 0

@@ -13,18 +13,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.assistant.tokens import local_gguf_path
+from apps.routing.tokens import local_gguf_path
 
 PIDFILE_NAME = "run_local.pids"
 
 
 def _port_of(url: str, default: int) -> tuple[str, int]:
-    from urllib.parse import urlparse
-
     parsed = urlparse(url)
     return parsed.hostname or "127.0.0.1", parsed.port or default
 

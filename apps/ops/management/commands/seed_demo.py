@@ -12,10 +12,10 @@ from django.core.files import File
 from django.core.management.base import BaseCommand
 
 from apps.accounts.roles import ensure_roles
+from apps.core.labels import Label
 from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.knowledge import services
 from apps.knowledge.models import Collection, Document
-from apps.core.labels import Label
 
 DEMO_DIR = Path(__file__).resolve().parents[3] / "knowledge" / "demo"
 FINANCE = "Finance"

@@ -19,10 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.retrieval.store import StoreError
+from apps.retrieval.store.protocol import StoreError
+from apps.retrieval.store.server import ServerStore
 
 
 class Command(BaseCommand):
@@ -48,8 +50,6 @@ class Command(BaseCommand):
             )
         if opts["keep"] < 0:
             raise CommandError("--keep must be 0 (keep all) or more")
-        from apps.retrieval.store.server import ServerStore
-
         store = ServerStore(
             url=url,
             api_key=settings.QDRANT_API_KEY,
@@ -64,7 +64,7 @@ class Command(BaseCommand):
         finally:
             store.close()
 
-    def _run(self, store: Any, opts: dict[str, Any]) -> None:
+    def _run(self, store: ServerStore, opts: dict[str, Any]) -> None:
         if opts["list"]:
             for snap in store.snapshot_list():
                 self.stdout.write(f"{snap['name']}\t{snap['created']}\t{snap['size']} bytes")
@@ -86,9 +86,7 @@ class Command(BaseCommand):
                 store.snapshot_delete(gone["name"])
                 self.stdout.write(f"Deleted old snapshot {gone['name']}")
 
-    def _download(self, store: Any, snap: dict[str, Any], folder: Path) -> Path:
-        import httpx
-
+    def _download(self, store: ServerStore, snap: dict[str, Any], folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / snap["name"]
         partial = target.with_name(target.name + ".part")

@@ -15,6 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.retrieval.store.owner import run_owner
+from apps.retrieval.store.protocol import StoreError
+from apps.retrieval.store.socket_client import SocketStore
+
 
 class Command(BaseCommand):
     help = "Own the embedded vector store (qdrant-edge) and serve it on a Unix socket."
@@ -31,14 +35,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.retrieval.store.protocol import StoreError
-
         data_dir: Path = options["data_dir"] or Path(settings.VECTOR_DATA_DIR)
         socket_path: Path = options["socket"] or Path(settings.VECTOR_SOCKET)
 
         if options["check"] or options["optimize"]:
-            from apps.retrieval.store.socket_client import SocketStore
-
             client = SocketStore(path=socket_path, timeout=settings.VECTOR_TIMEOUT_SECONDS)
             try:
                 if options["check"]:
@@ -58,8 +58,6 @@ class Command(BaseCommand):
                 "QDRANT_URL is set, so vectors live on the Qdrant server and no "
                 "vectorstore process is needed; unset QDRANT_URL to use the embedded store"
             )
-
-        from apps.retrieval.store.owner import run_owner
 
         def ready(line: str) -> None:
             # Tests and `make run` wait for this exact line; stdout may be a pipe.

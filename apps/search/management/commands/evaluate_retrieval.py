@@ -15,8 +15,8 @@ What it does, in order:
    The ingestion writes its audit events like any other (document.indexed, ...).
 3. Runs every judged query through retrieve() as a user who can read only the
    evaluation collection(s), and prints nDCG@10, Recall@10, Recall@100, MRR@10 (BEIR /
-   pytrec_eval definitions, graded relevance, see apps/retrieval/metrics.py) and the
-   latency p50/p95 of retrieve() (query embedding included) for each mode asked.
+   pytrec_eval definitions, graded relevance, see apps/search/evaluation/metrics.py) and
+   the latency p50/p95 of retrieve() (query embedding included) for each mode asked.
 4. Deletes its collections, documents, users, groups, files and the temporary store.
 
 Splits. `--split NAME` reads qrels/NAME.tsv; repeat it to score several splits on one
@@ -25,90 +25,45 @@ split given without its own) removes the corpus ids listed in FILE from that spl
 index: those passages go to a second collection that the split's user cannot read, so
 they are excluded inside the query, as if never indexed (only BM25's IDF still counts
 them).
+
+Fusions. `--fusion SPEC` scores a hybrid variant (apps/search/evaluation/fusions.py);
+without one, the product's fusion is scored, through retrieve() itself.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import shutil
 import statistics
 import tempfile
 import time
-import uuid
-from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 
-from apps.retrieval.metrics import evaluate, percentile, run_from_ranking
+from apps.retrieval.embeddings import embed_query
+from apps.retrieval.tempstore import temporary_owner
+from apps.search.evaluation.dataset import (
+    DEFAULT_EXCLUDE,
+    Entry,
+    Split,
+    read_jsonl,
+    read_splits,
+)
+from apps.search.evaluation.environment import Environment
+from apps.search.evaluation.fusions import FusionVariant, configured_variant, parse_fusion
+from apps.search.evaluation.metrics import evaluate, percentile, run_from_ranking
+from apps.search.search import retrieve, retrieve_with
 
 ALL_MODES = ("dense", "sparse", "hybrid")
-DEFAULT_EXCLUDE = "nofaq-exclude.txt"
 TOP_K = 100
 
-
-@dataclass
-class Split:
-    name: str
-    exclude_file: Path | None
-    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-    excluded: set[str] = field(default_factory=set)
-
-
-def parse_fusion(spec: str) -> Any:
-    """`method[:key=value,...]`, keys w (dense weight), norm, c (candidates), k (RRF k),
-    n (rescued sparse hits), at (rescue position), prf/prft/prfw (feedback chunks, terms,
-    weight); unset keys keep the configured value."""
-    from dataclasses import replace
-
-    from apps.retrieval.search import default_fusion
-
-    method, _, rest = spec.partition(":")
-    names = {
-        "w": ("dense_weight", float),
-        "norm": ("norm", str),
-        "c": ("candidates", int),
-        "k": ("rrf_k", int),
-        "n": ("rescue", int),
-        "at": ("rescue_at", int),
-        "prf": ("prf_docs", int),
-        "prft": ("prf_terms", int),
-        "prfw": ("prf_weight", float),
-    }
-    changes: dict[str, Any] = {"method": method}
-    for part in filter(None, rest.split(",")):
-        key, _, value = part.partition("=")
-        if key not in names:
-            raise CommandError(f"unknown fusion key {key!r} in {spec!r}; use {sorted(names)}")
-        attr, kind = names[key]
-        changes[attr] = kind(value)
-    try:
-        return replace(default_fusion(), **changes)
-    except (TypeError, ValueError) as err:
-        raise CommandError(f"bad --fusion {spec!r}: {err}") from err
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
-        for row in rows:
-            if not row or row[0] == "query-id":
-                continue
-            qid, doc, score = row[0], row[1], int(row[2])
-            qrels[qid][doc] = score
-    return dict(qrels)
+# One row of the results table, as printed and as written to --json.
+Row = dict[str, object]
 
 
 class Command(BaseCommand):
@@ -161,17 +116,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, help="also write the results here")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from django.test.utils import override_settings
-
-        from apps.retrieval.search import default_fusion
-
         root: Path = options["beir"]
         for name in ("corpus.jsonl", "queries.jsonl"):
             if not (root / name).is_file():
                 raise CommandError(f"{root / name} is missing: not a BEIR-layout folder")
-        splits = self._splits(root, options["split"] or ["test"], options["exclude_file"])
+        splits = read_splits(
+            root, options["split"] or ["test"], options["exclude_file"], note=self.stderr.write
+        )
         modes = list(ALL_MODES) if options["mode"] == "all" else [options["mode"]]
-        fusions = [parse_fusion(s) for s in options["fusion"]] or [default_fusion()]
+        fusions = [parse_fusion(s) for s in options["fusion"]] or [configured_variant()]
         corpus = read_jsonl(root / "corpus.jsonl")
         queries = {str(q["_id"]): str(q["text"]) for q in read_jsonl(root / "queries.jsonl")}
         negatives = []
@@ -182,7 +135,7 @@ class Command(BaseCommand):
                 if line.strip() and not line.startswith("#")
             ]
 
-        overrides: dict[str, Any] = {}
+        overrides: dict[str, object] = {}
         if options["chunk_size"]:
             overrides["CHUNK_SIZE_TOKENS"] = options["chunk_size"]
         if options["chunk_overlap"] is not None:
@@ -194,10 +147,8 @@ class Command(BaseCommand):
             stack.callback(shutil.rmtree, media, True)
             stack.enter_context(override_settings(**overrides))
             if options["store"] == "temp":
-                from apps.retrieval.tempstore import temporary_owner
-
                 stack.enter_context(temporary_owner())
-            env = _Environment()
+            env = Environment()
             stack.callback(self._cleanup, env)
             results = self._run(
                 env=env,
@@ -212,7 +163,7 @@ class Command(BaseCommand):
                 # Written before the clean-up, so a failing clean-up loses no results.
                 options["json"].write_text(json.dumps(results, indent=2))
 
-    def _cleanup(self, env: _Environment) -> None:
+    def _cleanup(self, env: Environment) -> None:
         try:
             env.cleanup()
         except Exception as err:  # the results are printed; say what is left behind
@@ -220,100 +171,25 @@ class Command(BaseCommand):
                 f"clean-up failed ({err}); rows named {env.tag}-* may be left in the database"
             )
 
-    # --- set-up ------------------------------------------------------------------------
-
-    def _splits(self, root: Path, names: list[str], exclude_default: str | None) -> list[Split]:
-        splits = []
-        for raw in names:
-            name, _, own = raw.partition(":")
-            exclude = own or exclude_default
-            path = root / "qrels" / f"{name}.tsv"
-            if not path.is_file():
-                raise CommandError(f"{path} is missing")
-            split = Split(name=name, exclude_file=(root / exclude) if exclude else None)
-            split.qrels = read_qrels(path)
-            if split.exclude_file is not None:
-                if split.exclude_file.is_file():
-                    split.excluded = {
-                        line.strip()
-                        for line in split.exclude_file.read_text(encoding="utf-8").splitlines()
-                        if line.strip()
-                    }
-                else:
-                    self.stderr.write(f"note: {split.exclude_file} not found; nothing excluded")
-            splits.append(split)
-        return splits
-
-    def _ingest(self, env: _Environment, corpus: list[dict[str, Any]], excluded: set[str]) -> None:
-        from django.core.files.base import ContentFile
-
-        from apps.knowledge.models import Document
-        from apps.core.labels import Label
-        from apps.knowledge.services import document_ingest
-
-        main = env.collection("main")
-        hidden = env.collection("excluded") if excluded else None
-        started = time.perf_counter()
-        failed = []
-        for n, entry in enumerate(corpus, start=1):
-            cid = str(entry["_id"])
-            text = str(entry.get("text") or "")
-            title = str(entry.get("title") or "").strip() or cid
-            data = text.encode("utf-8")
-            collection = hidden if (hidden is not None and cid in excluded) else main
-            doc = Document(
-                collection=collection,
-                title=title[:500],
-                original_name=f"{cid}.txt"[:500],
-                # Hashed with the id, so two corpus entries with equal text stay two
-                # documents (the unique-content rule would otherwise refuse the second).
-                sha256=hashlib.sha256(cid.encode() + b"\0" + data).hexdigest(),
-                size=len(data),
-                label=Label.PUBLIC,
-            )
-            doc.file.save(f"{uuid.uuid4().hex}.txt", ContentFile(data), save=False)
-            doc.save()
-            env.doc_ids[doc.pk] = cid
-            document_ingest(document_id=doc.pk, worker="evaluate_retrieval")
-            doc.refresh_from_db(fields=["status", "failure_reason"])
-            if doc.status != Document.Status.INDEXED:
-                failed.append((cid, doc.failure_reason))
-            if n % 200 == 0:
-                self.stderr.write(f"  ingested {n}/{len(corpus)}")
-        seconds = time.perf_counter() - started
-        chunks = sum(
-            Document.objects.filter(pk__in=env.doc_ids).values_list("chunk_count", flat=True)
-        )
-        self.stdout.write(
-            f"ingested {len(corpus)} documents ({chunks} chunks, chunk size "
-            f"{settings.CHUNK_SIZE_TOKENS}/{settings.CHUNK_OVERLAP_TOKENS} overlap) in "
-            f"{seconds:.0f} s, {len(failed)} failed"
-        )
-        for cid, reason in failed[:10]:
-            self.stdout.write(f"  failed {cid}: {reason}")
-
     # --- the run -----------------------------------------------------------------------
 
     def _run(
         self,
         *,
-        env: _Environment,
-        corpus: list[dict[str, Any]],
+        env: Environment,
+        corpus: list[Entry],
         queries: dict[str, str],
         splits: list[Split],
         modes: list[str],
-        fusions: list[Any],
+        fusions: list[FusionVariant],
         negatives: list[str],
-    ) -> list[dict[str, Any]]:
-        from apps.retrieval.embeddings import embed_query
-        from apps.retrieval.search import default_fusion, retrieve, retrieve_with
-
+    ) -> list[Row]:
         excluded = set().union(*(s.excluded for s in splits))
-        self._ingest(env, corpus, excluded)
+        env.ingest(corpus, excluded, out=self.stdout.write, progress=self.stderr.write)
         embed_query("warm up")  # the model load is not a query's latency
 
-        configured = default_fusion()
-        results: list[dict[str, Any]] = []
+        configured = configured_variant()
+        results: list[Row] = []
         header = (
             f"{'split':<12} {'mode':<7} {'fusion':<34} {'n':>3} {'nDCG@10':>8} "
             f"{'R@10':>6} {'R@100':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}"
@@ -342,7 +218,7 @@ class Command(BaseCommand):
                         r = retrieve(user=user, question=queries[qid], k=TOP_K, mode=mode)
                     else:
                         r = retrieve_with(
-                            user=user, question=queries[qid], k=TOP_K, mode=mode, fusion=fusion
+                            user=user, question=queries[qid], k=TOP_K, mode=mode, hybrid=fusion.rank
                         )
                     latencies.append((time.perf_counter() - started) * 1000)
                     runs[qid] = run_from_ranking(
@@ -351,7 +227,7 @@ class Command(BaseCommand):
                     if mode == "dense" and r.hits:
                         top_dense[f"{split.name}/{qid}"] = r.hits[0].score
                 scores = evaluate(judged, runs)
-                label = _fusion_label(fusion) if mode == "hybrid" else "-"
+                label = fusion.label if mode == "hybrid" else "-"
                 self.stdout.write(
                     f"{split.name:<12} {mode:<7} {label:<34} {len(judged):>3} "
                     f"{scores['nDCG@10']:>8.3f} {scores['Recall@10']:>6.3f} "
@@ -374,7 +250,7 @@ class Command(BaseCommand):
 
     def _relevance(
         self,
-        env: _Environment,
+        env: Environment,
         queries: dict[str, str],
         splits: list[Split],
         negatives: list[str],
@@ -382,8 +258,6 @@ class Command(BaseCommand):
     ) -> None:
         """How the `relevant` threshold (best dense cosine) separates the data set's own
         questions from off-topic ones."""
-        from apps.retrieval.search import retrieve
-
         if not top_dense:
             questions = [queries[q] for s in splits for q in s.qrels if q in queries]
             user = env.user(hidden=False)
@@ -419,77 +293,3 @@ class Command(BaseCommand):
             if threshold == current:
                 line += "  <- RETRIEVAL_MIN_SCORE"
             self.stdout.write(line)
-
-
-def _fusion_label(fusion: Any) -> str:
-    label = _method_label(fusion)
-    if fusion.prf_docs:
-        label += f" prf={fusion.prf_docs}/{fusion.prf_terms}/{fusion.prf_weight:g}"
-    return label
-
-
-def _method_label(fusion: Any) -> str:
-    if fusion.method == "weighted":
-        return f"weighted w={fusion.dense_weight:g} {fusion.norm} c={fusion.candidates}"
-    if fusion.method == "rrf":
-        return f"rrf k={fusion.rrf_k} w={fusion.dense_weight:g} c={fusion.candidates}"
-    if fusion.method == "rrf-store":
-        return f"rrf-store k={fusion.rrf_k} c={fusion.candidates}"
-    return f"rescue n={fusion.rescue} at={fusion.rescue_at} c={fusion.candidates}"
-
-
-class _Environment:
-    """The throw-away rows of one evaluation, removed by cleanup() whatever happened."""
-
-    def __init__(self) -> None:
-        self.tag = f"eval-{uuid.uuid4().hex[:8]}"
-        self.collections: dict[str, Any] = {}
-        self.groups: dict[str, Any] = {}
-        self.users: dict[bool, Any] = {}
-        self.doc_ids: dict[int, str] = {}
-
-    def collection(self, part: str) -> Any:
-        from django.contrib.auth.models import Group
-
-        from apps.knowledge.models import Collection
-        from apps.core.labels import Label
-
-        group = Group.objects.create(name=f"{self.tag}-{part}")
-        collection = Collection.objects.create(
-            name=f"{self.tag}-{part}", description="evaluate_retrieval", default_label=Label.PUBLIC
-        )
-        collection.groups.set([group])
-        self.groups[part] = group
-        self.collections[part] = collection
-        return collection
-
-    def user(self, *, hidden: bool) -> Any:
-        """The reader of the main collection only (hidden=True) or of everything."""
-        from django.contrib.auth.models import User
-
-        if hidden not in self.users:
-            user = User.objects.create_user(f"{self.tag}-{'main' if hidden else 'all'}")
-            parts = ["main"] if hidden else list(self.groups)
-            user.groups.set([self.groups[p] for p in parts])
-            self.users[hidden] = user
-        return self.users[hidden]
-
-    def cleanup(self) -> None:
-        from apps.knowledge.models import Document
-        from apps.retrieval.store import get_store
-        from apps.retrieval.store.protocol import Filter, StoreError
-
-        if self.collections:
-            try:
-                ids = [c.pk for c in self.collections.values()]
-                get_store().delete(Filter.of(collection_id=ids))
-            except StoreError:
-                pass  # a temporary store goes away with its folder anyway
-        Document.objects.filter(pk__in=list(self.doc_ids)).delete()
-        for collection in self.collections.values():
-            Document.objects.filter(collection=collection).delete()
-            collection.delete()
-        for user in self.users.values():
-            user.delete()
-        for group in self.groups.values():
-            group.delete()

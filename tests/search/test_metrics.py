@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from apps.retrieval.metrics import (
+from apps.search.evaluation.metrics import (
     evaluate,
     mrr_at,
     ndcg_at,

@@ -2,7 +2,7 @@
 
 Retrieved text is untrusted: the system prompt says so, and the passages are quoted in
 the user turn, fenced and numbered, never in the system turn. Everything is trimmed to
-the model's context window with the model's own token count (apps.assistant.tokens).
+the model's context window with the model's own token count (apps.routing.tokens).
 """
 
 from __future__ import annotations

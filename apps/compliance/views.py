@@ -18,13 +18,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
+from apps.audit.verify import verify_chain
+from apps.compliance import exports, selectors
+from apps.compliance.forms import EventFilterForm
+from apps.compliance.provenance import PROVENANCE_LIMIT, conversation_provenance
+from apps.compliance.register import model_register
+from apps.compliance.selectors import EventFilter
+from apps.compliance.services import audit_export_begin
 from apps.core.http import AuthenticatedHttpRequest
 from apps.core.roles import PERM_REVIEW_AUDIT
-from apps.audit import exports, selectors
-from apps.audit.chain import verify_chain
-from apps.audit.forms import EventFilterForm
-from apps.audit.selectors import EventFilter
-from apps.audit.services import audit_export_begin
 
 View = Callable[..., HttpResponseBase]
 
@@ -105,7 +107,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @require_GET
 @compliance_required
 def provenance(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    turns = selectors.conversation_provenance(conversation_id=conversation_id)
+    turns = conversation_provenance(conversation_id=conversation_id)
     if not turns:
         raise Http404("No events for this conversation.")
     return render(
@@ -115,8 +117,8 @@ def provenance(request: HttpRequest, conversation_id: str) -> HttpResponse:
             "conversation_id": conversation_id,
             "turns": turns,
             "left_premises": any(t.left_premises for t in turns),
-            "limit": selectors.PROVENANCE_LIMIT,
-            "truncated": sum(len(t.events) for t in turns) >= selectors.PROVENANCE_LIMIT,
+            "limit": PROVENANCE_LIMIT,
+            "truncated": sum(len(t.events) for t in turns) >= PROVENANCE_LIMIT,
         },
     )
 
@@ -179,5 +181,5 @@ def verify(request: HttpRequest) -> HttpResponse:
 @require_GET
 @compliance_required
 def models_register(request: HttpRequest) -> HttpResponse:
-    register = selectors.model_register()
+    register = model_register()
     return render(request, "audit/models.html", {"cards": register.cards, "register": register})

@@ -6,7 +6,7 @@ from django import forms
 from django.utils import timezone
 
 from apps.audit.actions import ACTION_RE, KNOWN_ACTIONS
-from apps.audit.selectors import EventFilter
+from apps.compliance.selectors import EventFilter
 from apps.core.labels import Label
 
 

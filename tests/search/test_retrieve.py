@@ -10,24 +10,26 @@ PostgreSQL never hands out twice, so tests cannot see each other's points.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.knowledge import services
-from apps.knowledge.models import Collection, Document
 from apps.core.labels import Label
-from apps.retrieval import search
+from apps.knowledge import ingestion, services
+from apps.knowledge.models import Collection, Document
 from apps.knowledge.selectors import readable_collection_ids
-from apps.retrieval.search import Retrieval, retrieve
 from apps.retrieval.store import StoreUnavailable, get_store
 from apps.retrieval.store.protocol import Filter
+from apps.retrieval.store.socket_client import SocketStore
+from apps.search.search import Retrieval, retrieve
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_vectorstore")]
 
@@ -58,7 +60,7 @@ def ingest(collection: Collection, name: str, text: str, *, title: str | None = 
     doc, _ = services.document_create(
         collection=collection, upload=upload, user=None, title=title, label=Label.INTERNAL
     )
-    services.document_ingest(document_id=doc.pk)
+    ingestion.document_ingest(document_id=doc.pk)
     doc.refresh_from_db()
     assert doc.status == Document.Status.INDEXED, doc.failure_reason
     return doc
@@ -218,8 +220,6 @@ def test_relevance_threshold_separates_on_and_off_topic_questions(world):
 
 
 def test_store_unavailable_propagates(world, monkeypatch, tmp_path):
-    from apps.retrieval.store.socket_client import SocketStore
-
     dead = SocketStore(path=tmp_path / "nobody-listens.sock", timeout=2)
     monkeypatch.setattr("apps.retrieval.store.get_store", lambda: dead)
     with pytest.raises(StoreUnavailable):
@@ -321,19 +321,14 @@ def test_readable_collection_ids_reads_the_database(world):
     world.bob.groups.add(world.group_a)
     assert readable_collection_ids(world.bob) == sorted([world.ops.pk, world.board.pk])
     assert readable_collection_ids(None) == []
-    from django.contrib.auth.models import AnonymousUser
-
     assert readable_collection_ids(AnonymousUser()) == []
 
 
 def test_only_the_search_module_sends_search_queries():
     """retrieve() is the one search path: no other module of the product calls a query
     method of the store (the backends themselves and the owner process aside)."""
-    import re
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
-    allowed = {Path("apps/retrieval/search.py")}
+    allowed = {Path("apps/search/search.py")}
     pattern = re.compile(r"\.(query_dense|query_sparse|query_hybrid)\(")
     offenders = [
         str(path.relative_to(root))

@@ -13,21 +13,16 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from apps.audit.chain import VERIFY_COLUMNS, ChainReport, ChainWalker, format_time
+from apps.audit.chain import CONTENT_FIELDS, canonical_json, format_time
 from apps.audit.models import AuditEvent
+from apps.audit.verify import VERIFY_COLUMNS, ChainReport, ChainWalker
 
+# Every stored column in the order of the hashed fields, except that the details (named
+# "details") follow the columns audit_record copies out of them.
 CSV_COLUMNS = (
     "id",
     "time",
-    "actor_pk",
-    "actor_username",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "conversation_id",
-    "labels",
-    "left_premises",
+    *(name for name in CONTENT_FIELDS if name != "details_json"),
     "details",
     "prev_hash",
     "hash",
@@ -149,9 +144,7 @@ def _verify_row(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     fields = dict(obj)
     # Re-serialising the parsed details with the canonical rules gives back the stored
     # text exactly (json.dumps of json.loads of canonical JSON is a fixed point).
-    fields["details_json"] = json.dumps(
-        obj["details"], sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
+    fields["details_json"] = canonical_json(obj["details"])
     return tuple(fields[column] for column in VERIFY_COLUMNS)
 
 

@@ -1,7 +1,7 @@
 """Retrieval metrics with the definitions BEIR reports (pytrec_eval / trec_eval).
 
 Written here rather than imported so that evaluate_retrieval needs no extra package,
-and pinned by hand-computed values in tests/retrieval/test_metrics.py.
+and pinned by hand-computed values in tests/search/test_metrics.py.
 
 - A run is `{doc_id: score}` for one query. It is ranked by score descending, ties
   broken by doc id descending (trec_eval's rule), exactly as pytrec_eval ranks it.

@@ -1,7 +1,9 @@
 from django.urls import path
 
-from apps.audit import views
+from apps.compliance import views
 
+# The console is what people know as "the audit pages": it lives under /audit/ and its
+# templates reverse "audit:…".
 app_name = "audit"
 
 urlpatterns = [

@@ -49,7 +49,7 @@ def _counter() -> Callable[[str], int]:
     source = settings.LOCAL_LLM_TOKENIZER or local_gguf_path()
     path = Path(source)
     if path.suffix == ".gguf":
-        from llama_cpp import Llama
+        from llama_cpp import Llama  # heavy: loads the llama.cpp shared library
 
         if not path.is_file():
             raise ImproperlyConfigured(f"LOCAL_LLM_TOKENIZER: no GGUF file at {path}")
@@ -69,7 +69,7 @@ def _counter() -> Callable[[str], int]:
             f"LOCAL_LLM_TOKENIZER: {source} is neither a .gguf file nor a tokenizer.json "
             "(or a folder holding one)"
         )
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer  # heavy: the Rust tokenizers library, only for HF files
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
 

@@ -1,0 +1,178 @@
+"""One answer into a new message, as the page receives it: `meta`, then `token`s, then
+`done`. When a model's stream ends (finished, failed, or the reader gone) what arrived is
+saved with its citations and status, and the model call and the answer are audited, in
+one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from apps.assistant.audit_events import chat_event, citations_audited, passage_public
+from apps.assistant.citations import cite
+from apps.assistant.models import Conversation, Message
+from apps.assistant.presenters import answer_html
+from apps.assistant.reconnect import once_more_if_disconnected
+from apps.core import metrics as core_metrics
+from apps.routing.llm import ModelUnavailable, StreamResult
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# The `llm.call` audit event of a finished stream, written with the answer.
+CallRecorder = Callable[[Message, StreamResult, str], None]
+
+
+@dataclass
+class StreamEvent:
+    kind: str  # "meta" | "token" | "done"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Who answers, as the message and the page name it."""
+
+    name: str
+    where: str  # "local" | "external"
+    display: str
+
+
+def stream_reply(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    model: AnswerModel,
+    passages: list[dict[str, Any]],
+    prompt_tokens: int,
+    pieces: Callable[[StreamResult], Iterator[str]],
+    record_call: CallRecorder,
+    error_suffix: str = "",
+) -> Generator[StreamEvent, None, Message]:
+    """Stream one model's answer into a new message: meta, tokens, done. Returns it."""
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=asked,
+        status=Message.Status.STREAMING,
+        model_name=model.name,
+        model_where=model.where,
+        model_display=model.display,
+        passages=passages,
+        prompt_tokens=prompt_tokens,
+    )
+    yield StreamEvent(
+        "meta",
+        {
+            "message_id": reply.pk,
+            "model": model.display,
+            "where": model.where,
+            "passages": len(passages),
+        },
+    )
+    result = StreamResult()
+    error = ""
+    try:
+        for piece in pieces(result):
+            yield StreamEvent("token", {"text": piece})
+    except ModelUnavailable as err:
+        error = f"{err}{error_suffix}"
+    finally:
+        # Also runs when the browser goes away mid-stream (GeneratorExit): what arrived
+        # is kept, marked incomplete, and recorded.
+        if not error and result.finish_reason not in ("stop", "length"):
+            error = "The answer stopped before the model finished."
+        core_metrics.answer_finished(where=model.where, result=result, failed=bool(error))
+        once_more_if_disconnected(
+            lambda: _save_reply(
+                user, conversation, reply, result, error, lambda: record_call(reply, result, error)
+            )
+        )
+    yield StreamEvent("done", done_data(reply))
+    return reply
+
+
+def _save_reply(
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    reply: Message,
+    result: StreamResult,
+    error: str,
+    record_call: Callable[[], None],
+) -> None:
+    """Save what the model said, its citations and status; audit the call and the answer
+    in one transaction."""
+    reply.content, reply.citations = cite(result.text, reply.passages)
+    reply.completion_tokens = result.completion_tokens
+    reply.first_token_ms = _ms(result.first_token_s)
+    if error:
+        reply.status = Message.Status.INCOMPLETE if result.text else Message.Status.FAILED
+        reply.error = error
+    else:
+        reply.status = Message.Status.COMPLETE
+    with transaction.atomic():
+        reply.save()
+        record_call()
+        chat_event(
+            user=user,
+            action="chat.answer",
+            conversation=conversation,
+            message=reply,
+            details={
+                "status": reply.status,
+                "model": reply.model_name,
+                "where": reply.model_where,
+                "citations": citations_audited(reply.citations),
+            },
+        )
+
+
+def reply_without_model(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    text: str,
+    status: str,
+) -> Iterator[StreamEvent]:
+    """An answer no model gave (search down, nothing readable, the gate said no)."""
+    failed = status == Message.Status.FAILED
+    with transaction.atomic():
+        reply = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            reply_to=asked,
+            status=status,
+            content="" if failed else text,
+            error=text if failed else "",
+        )
+        chat_event(
+            user=user,
+            action="chat.answer",
+            conversation=conversation,
+            message=reply,
+            details={"status": status, "citations": [], "model": ""},
+        )
+    yield StreamEvent("meta", {"message_id": reply.pk, "model": "", "passages": 0})
+    yield StreamEvent("done", done_data(reply))
+
+
+def done_data(reply: Message) -> dict[str, Any]:
+    return {
+        "message_id": reply.pk,
+        "status": reply.status,
+        "html": answer_html(reply),
+        "error": reply.error,
+        "citations": [passage_public(c) for c in reply.citations],
+        "model": reply.model_display,
+        "where": reply.model_where,
+    }
+
+
+def _ms(seconds: float | None) -> int | None:
+    return round(seconds * 1000) if seconds is not None else None

@@ -1,0 +1,127 @@
+"""The vector point of a chunk, written and read in this one module.
+
+A point is a chunk's two vectors (dense and BM25) and its payload. Ingestion writes it
+(`points_build`), access and label changes rewrite its access fields (`payload_sync`),
+and search reads it back as a `Hit` (`hit_from_point`). The embedded text is built here
+too (`embedding_text`), because a search that re-encodes a stored chunk must see the
+text the ingestion encoded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from apps.core.labels import label_or_restricted
+from apps.knowledge.chunking import Chunk
+from apps.knowledge.models import Document
+from apps.knowledge.selectors import collection_group_ids
+from apps.retrieval import sparse
+from apps.retrieval import store as vector_store
+from apps.retrieval.embeddings import embed
+from apps.retrieval.store.protocol import Filter, Point, ScoredPoint
+
+POINT_NAMESPACE = uuid.UUID("6b0f7d2e-4c1a-5e8b-9d3f-2a7c1e5b8f40")
+
+
+def point_id(document_id: int, chunk_index: int) -> str:
+    """Derived, not random: re-ingesting a document rewrites exactly the same points."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{document_id}:{chunk_index}"))
+
+
+def embedding_text(*, title: str, section: str, text: str) -> str:
+    """What the embedder and the BM25 encoder see: the titles travel with the chunk."""
+    heading = title if not section or section == title else f"{title} › {section}"
+    return f"{heading}\n{text}" if heading else text
+
+
+def access_payload(*, document: Document, groups: list[int]) -> dict[str, object]:
+    """The fields the search filter and the gate read; the only ones that change after
+    ingestion (a relabel, a new grant)."""
+    return {"label": document.label, "groups": groups, "collection_id": document.collection_id}
+
+
+def points_build(*, document: Document, chunks: Sequence[Chunk], groups: list[int]) -> list[Point]:
+    """Embed the chunks (dense and BM25) and wrap each in its point."""
+    texts = [embedding_text(title=document.title, section=c.section, text=c.text) for c in chunks]
+    dense = embed(texts)
+    sparse_vectors = sparse.encode_documents(texts)
+    return [
+        Point(
+            id=point_id(document.pk, c.index),
+            dense=d,
+            sparse=s,
+            payload={
+                **access_payload(document=document, groups=groups),
+                "document_id": document.pk,
+                "chunk_index": c.index,
+                "title": document.title,
+                "section": c.section,
+                "text": c.text,
+                "page": c.page,
+                "char_start": c.char_start,
+                "char_end": c.char_end,
+            },
+        )
+        for c, d, s in zip(chunks, dense, sparse_vectors, strict=True)
+    ]
+
+
+def payload_sync(*, collection_id: int | None = None, document_id: int | None = None) -> None:
+    """Copy labels and granted groups from the database onto the points."""
+    store = vector_store.get_store()
+    docs = Document.objects.all()
+    if collection_id is not None:
+        docs = docs.filter(collection_id=collection_id)
+    if document_id is not None:
+        docs = docs.filter(pk=document_id)
+    for doc in docs.select_related("collection"):
+        store.set_payload(
+            Filter.of(document_id=[doc.pk]),
+            access_payload(document=doc, groups=collection_group_ids(doc.collection)),
+        )
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str  # the point id
+    document_id: int
+    collection_id: int
+    title: str  # document title
+    section: str
+    text: str
+    page: int | None
+    char_start: int
+    char_end: int
+    label: str  # from the payload (the gate re-reads the DB label later)
+    score: float  # the fused score used for ordering
+
+
+def hit_from_point(point: ScoredPoint, *, score: float) -> Hit:
+    """A stored point as search hands it on; a missing or unknown label reads restricted."""
+    payload = point.payload
+    page = payload.get("page")
+    return Hit(
+        chunk_id=point.id,
+        document_id=int(payload["document_id"]),
+        collection_id=int(payload["collection_id"]),
+        title=str(payload.get("title", "")),
+        section=str(payload.get("section", "")),
+        text=str(payload.get("text", "")),
+        page=int(page) if page is not None else None,
+        char_start=int(payload.get("char_start", 0)),
+        char_end=int(payload.get("char_end", 0)),
+        label=label_or_restricted(payload.get("label")),
+        score=float(score),
+    )
+
+
+def stored_text(point: ScoredPoint) -> str:
+    """The text the point's vectors were built from, rebuilt from its payload."""
+    payload = point.payload
+    return embedding_text(
+        title=str(payload.get("title", "")),
+        section=str(payload.get("section", "")),
+        text=str(payload.get("text", "")),
+    )
