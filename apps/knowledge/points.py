@@ -76,10 +76,13 @@ def payload_sync(*, collection_id: int | None = None, document_id: int | None = 
         docs = docs.filter(collection_id=collection_id)
     if document_id is not None:
         docs = docs.filter(pk=document_id)
+    groups: dict[int, list[int]] = {}  # one grants query per collection, not per document
     for doc in docs.select_related("collection"):
+        if doc.collection_id not in groups:
+            groups[doc.collection_id] = collection_group_ids(doc.collection)
         store.set_payload(
             Filter.of(document_id=[doc.pk]),
-            access_payload(document=doc, groups=collection_group_ids(doc.collection)),
+            access_payload(document=doc, groups=groups[doc.collection_id]),
         )
 
 

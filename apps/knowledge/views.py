@@ -25,6 +25,8 @@ from apps.knowledge.forms import CollectionForm, LabelForm
 from apps.knowledge.models import Collection, Document
 from apps.retrieval.store.protocol import StoreError
 
+logger = logging.getLogger(__name__)
+
 admin_required = permission_required(PERM_MANAGE_KNOWLEDGE, raise_exception=True)
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
@@ -33,9 +35,6 @@ def admin_view(view: _View) -> _View:
     """A knowledge admin's page: anonymous users are sent to sign in, others without the
     role get 403."""
     return login_required(admin_required(view))
-
-
-logger = logging.getLogger(__name__)
 
 
 def _selected_collection(request: HttpRequest) -> Collection | None:

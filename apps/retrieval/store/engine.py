@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any, Unpack
+from typing import Any
 
 from apps.retrieval.store.protocol import (
     DENSE,
     SPARSE,
     Filter,
-    HybridQuery,
     Point,
     ScoredPoint,
     SparseVector,
@@ -97,12 +96,19 @@ class EngineStore(ABC):
         return self._search("search sparse vectors", f=f, limit=limit, query=query)
 
     def query_hybrid(
-        self, dense: Sequence[float], sparse: SparseVector, **query: Unpack[HybridQuery]
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        *,
+        flt: Filter,
+        limit: int,
+        prefetch_limit: int,
+        rrf_k: int,
     ) -> list[ScoredPoint]:
-        f = self._filter(query["flt"], "search")
-        check_limit(query["limit"], "query_hybrid")
-        check_limit(query["prefetch_limit"], "query_hybrid prefetch")
-        check_limit(query["rrf_k"], "query_hybrid rrf_k")
+        f = self._filter(flt, "search")
+        check_limit(limit, "query_hybrid")
+        check_limit(prefetch_limit, "query_hybrid prefetch")
+        check_limit(rrf_k, "query_hybrid rrf_k")
         # The filter sits inside every prefetch: each candidate list is drawn only from
         # readable points, so a hidden point can neither appear nor push a readable one out
         # of the top prefetch_limit. The outer filter repeats it as a second lock. RRF runs
@@ -110,12 +116,12 @@ class EngineStore(ABC):
         halves = [self._nearest(list(dense), DENSE)]
         if sparse.indices:
             halves.append(self._nearest(self._sparse(sparse), SPARSE))
-        prefetch = [self._prefetch(h, f=f, limit=query["prefetch_limit"]) for h in halves]
+        prefetch = [self._prefetch(h, f=f, limit=prefetch_limit) for h in halves]
         return self._search(
             "run the hybrid search",
             f=f,
-            limit=query["limit"],
-            query=self._rrf(query["rrf_k"]),
+            limit=limit,
+            query=self._rrf(rrf_k),
             prefetch=prefetch,
         )
 

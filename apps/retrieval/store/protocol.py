@@ -10,7 +10,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # Names inside the one Qdrant collection. Both backends and the owner process use these.
 DENSE = "dense"
@@ -137,16 +137,6 @@ class Filter:
         return checked
 
 
-class HybridQuery(TypedDict):
-    """query_hybrid's keyword arguments, spelled once for the protocol and every backend:
-    the filter, how many fused results, how many candidates per half, and RRF's k."""
-
-    flt: Filter
-    limit: int
-    prefetch_limit: int
-    rrf_k: int
-
-
 @runtime_checkable
 class VectorStore(Protocol):
     def ensure_collection(self, *, dense_size: int) -> None: ...
@@ -166,7 +156,14 @@ class VectorStore(Protocol):
     ) -> list[ScoredPoint]: ...
 
     def query_hybrid(
-        self, dense: Sequence[float], sparse: SparseVector, **query: Unpack[HybridQuery]
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        *,
+        flt: Filter,
+        limit: int,
+        prefetch_limit: int,
+        rrf_k: int,
     ) -> list[ScoredPoint]: ...
 
     def count(self, flt: Filter) -> int: ...

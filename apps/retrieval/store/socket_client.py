@@ -16,12 +16,11 @@ import socket
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 
 import apps.retrieval.store.wire as wire
 from apps.retrieval.store.protocol import (
     Filter,
-    HybridQuery,
     Point,
     ScoredPoint,
     SparseVector,
@@ -184,17 +183,26 @@ class SocketStore:
         return wire.scored_in(reply)
 
     def query_hybrid(
-        self, dense: Sequence[float], sparse: SparseVector, **query: Unpack[HybridQuery]
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        *,
+        flt: Filter,
+        limit: int,
+        prefetch_limit: int,
+        rrf_k: int,
     ) -> list[ScoredPoint]:
-        flt = query["flt"]
         flt.require("search")
-        check_limit(query["limit"], "query_hybrid")
+        check_limit(limit, "query_hybrid")
         sent = {
             "dense": list(dense),
             "sparse": wire.sparse_out(sparse),
             "flt": wire.filter_out(flt),
+            "limit": limit,
+            "prefetch_limit": prefetch_limit,
+            "rrf_k": rrf_k,
         }
-        return wire.scored_in(self._request("query_hybrid", {**query, **sent}))
+        return wire.scored_in(self._request("query_hybrid", sent))
 
     def count(self, flt: Filter) -> int:
         flt.require("count")
