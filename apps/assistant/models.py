@@ -76,6 +76,16 @@ class Message(models.Model):
     retrieved = models.JSONField(default=list, blank=True)
     # The subset of passages the answer cites, in order of first mention.
     citations = models.JSONField(default=list, blank=True)
+    # On a question: the standalone text that was searched (the question itself, or the
+    # question rewritten from the conversation when it depends on earlier turns).
+    search_query = models.TextField(blank=True)
+    # On an answer: the sentences quoted verbatim from the passages before the model's
+    # answer, best first: {"text", "n" (passage number), "chunk_id", "document_id", "score"}.
+    evidence = models.JSONField(default=list, blank=True)
+    # On an answer: the check of the model's sentences against the passages:
+    # {"sentences": int, "supported": int, "unsupported": [int, ...] (sentence indexes),
+    #  "verdict": "kept" | "evidence_only"}; {} until checked.
+    grounding = models.JSONField(default=dict, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)

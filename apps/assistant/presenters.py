@@ -17,3 +17,14 @@ def answer_html(message: Message) -> str:
         return reverse("assistant:passage", args=[message.pk, n])
 
     return render_answer(message.content, passages=message.passages, link=link)
+
+
+def reply_text(message: Message) -> str:
+    """All the text the employee reads in an answer, as plain text: the quoted evidence
+    sentences first, then the model's answer (or the reason there is none)."""
+    parts = [item["text"] for item in message.evidence or []]
+    if message.content:
+        parts.append(message.content)
+    elif message.error:
+        parts.append(message.error)
+    return "\n".join(parts)
