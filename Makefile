@@ -11,6 +11,13 @@ SEMGREP := $(VENV)/semgrep/bin/semgrep
 DB_NAME ?= enclave
 PGHOST ?= 127.0.0.1
 PGUSER ?= postgres
+# Two roles (README "Audit trail"): migrations run as the owner of every table; the demo
+# seed, web and workers as a role that owns nothing and holds only the grants each migrate
+# gives it, so it cannot switch off the audit trail. PGUSER (a superuser) only creates them.
+DB_OWNER ?= enclave_owner
+DB_APP ?= enclave_app
+OWNER_URL ?= postgres://$(DB_OWNER)@$(PGHOST):5432/$(DB_NAME)
+APP_URL ?= postgres://$(DB_APP)@$(PGHOST):5432/$(DB_NAME)
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -49,17 +56,17 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 db:
-	@psql -h $(PGHOST) -U $(PGUSER) -tAc "SELECT 1 FROM pg_database WHERE datname='$(DB_NAME)'" postgres | grep -q 1 \
-	  || createdb -h $(PGHOST) -U $(PGUSER) $(DB_NAME)
+	@PGHOST=$(PGHOST) PGUSER=$(PGUSER) DB_NAME=$(DB_NAME) DB_OWNER_ROLE=$(DB_OWNER) \
+	  DB_APP_ROLE=$(DB_APP) docker/db-init.sh
 
 migrate: install db
-	$(PY) manage.py migrate --no-input -v 0
+	DATABASE_URL=$(OWNER_URL) DATABASE_APP_ROLE=$(DB_APP) $(PY) manage.py migrate --no-input -v 0
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	DATABASE_URL=$(APP_URL) $(PY) manage.py seed_demo
 
 run: seed
-	$(PY) manage.py run_local
+	DATABASE_URL=$(APP_URL) $(PY) manage.py run_local
 
 stop:
 	-$(PY) manage.py run_local --stop

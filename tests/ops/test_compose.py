@@ -20,6 +20,8 @@ COMPOSE = ROOT / "docker" / "compose.yaml"
 DUMMY = {
     "SECRET_KEY": "dummy-secret-key-for-validation-only",
     "POSTGRES_PASSWORD": "dummy-password",
+    "DB_OWNER_PASSWORD": "dummy-owner-password",
+    "DB_APP_PASSWORD": "dummy-app-password",
     "QDRANT_API_KEY": "dummy-qdrant-key",
     "VLLM_MODEL": "/models/dummy-model",
 }
@@ -135,3 +137,18 @@ def test_dockerfile_runs_as_a_non_root_user_with_cached_wheels_and_a_torch_varia
     assert "--mount=type=cache,target=/root/.cache/pip" in text
     assert "collectstatic" in text
     assert '"docker/gunicorn.conf.py"' in text
+
+
+def test_only_migrate_connects_as_the_owner_of_the_tables(config):
+    """Issue 15: the app's role must not own the audit table (it could drop its triggers)."""
+    services = config["services"]
+    owner = services["migrate"]["environment"]
+    assert owner["DATABASE_URL"].startswith("postgres://enclave_owner:dummy-owner-password@")
+    assert owner["DATABASE_APP_ROLE"] == "enclave_app"
+    for name in ("web", "worker-ingest", "worker-default", "beat"):
+        url = services[name]["environment"]["DATABASE_URL"]
+        assert url.startswith("postgres://enclave_app:dummy-app-password@"), name
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] == "postgres"
+    init = [v["source"] for v in postgres["volumes"] if "initdb.d" in v["target"]]
+    assert [Path(source).name for source in init] == ["db-init.sh"]
