@@ -13,6 +13,8 @@ from typing import Any
 
 import nh3
 
+from apps.assistant.sentences import content_words, sentences
+
 _MARK = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 ALLOWED_TAGS = {
@@ -39,39 +41,10 @@ def extract_citations(text: str, passages: Sequence[dict[str, Any]]) -> list[dic
     return [by_number[n] for n in cited_numbers(text) if n in by_number]
 
 
-# Where a sentence ends: its mark(s), any closing quote or bracket, then a space or the
-# end (so "17.1 million" and "e.g." inside a sentence do not end it).
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
-_WORD = re.compile(r"[^\W_]{3,}")
-_STOP = frozenset(
-    "the and for are but not you all any can had her was one our out has have this that with "
-    "from they will would there their what when which who why how its into than then them "
-    "these those been being were does did also only such some more most other about over "
-    "passage passages document documents context question answer".split()
-)
 # A sentence is attributed to a passage when at least this share of its content words
 # appear in the passage.
 ATTRIBUTION_MIN_OVERLAP = 0.5
 ATTRIBUTION_MIN_WORDS = 3
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def _sentences(text: str) -> list[str]:
-    """`text` cut after each sentence's end mark and the spaces after it; joined back
-    together the pieces are `text` again."""
-    pieces, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        while end < len(text) and text[end].isspace():
-            end += 1
-        pieces.append(text[start:end])
-        start = end
-    if start < len(text):
-        pieces.append(text[start:])
-    return pieces
 
 
 def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
@@ -81,10 +54,10 @@ def attribute(text: str, passages: Sequence[dict[str, Any]]) -> str:
     most of whose content words come from one passage gets that passage's number, so
     the reader can still check it; a sentence that matches no passage gets nothing.
     """
-    words = {p["n"]: _content_words(p["text"]) for p in passages}
+    words = {p["n"]: content_words(p["text"]) for p in passages}
     out = []
-    for sentence in _sentences(text):
-        mine = _content_words(sentence)
+    for sentence in sentences(text):
+        mine = content_words(sentence)
         best, share = None, 0.0
         if len(mine) >= ATTRIBUTION_MIN_WORDS:
             for n, theirs in words.items():

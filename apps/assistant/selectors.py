@@ -83,3 +83,14 @@ def cited_passage(user: AbstractBaseUser, message: Message, n: int) -> dict[str,
         "cut_before": window_start > 0,
         "cut_after": window_end < len(text),
     }
+
+
+def earlier_search_queries(conversation: Conversation) -> list[str]:
+    """What each earlier question of the conversation was searched for, oldest first (the
+    question itself for questions asked before search queries were kept)."""
+    return [
+        query or content
+        for query, content in Message.objects.filter(
+            conversation_id=conversation.pk, role=Message.Role.USER
+        ).values_list("search_query", "content")
+    ]

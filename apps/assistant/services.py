@@ -1,5 +1,6 @@
-"""Asking a question: retrieve what the asker may read, prompt the local model, stream,
-cite, record; then, when the local answer cannot stand, the stronger model if the gate
+"""Asking a question: search what the asker may read (a follow-up as the standalone query
+it stands for), quote the best evidence, prompt the local model with the sentences that
+matter, stream, check the answer against the passages, cite, record; then, when the local answer cannot stand, the stronger model if the gate
 allows (apps/assistant/escalation.py). Every step that matters writes its audit event in
 the same transaction as the row it changes.
 """
@@ -16,13 +17,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.assistant.audit_events import chat_event, passage_public
+from apps.assistant import evidence as evidence_mod
+from apps.assistant import grounding
 from apps.assistant.auto_escalation import escalation_trigger
 from apps.assistant.escalation import escalate
+from apps.assistant.followup import SearchQuery, search_query
 from apps.assistant.models import Conversation, Message
-from apps.assistant.selectors import conversation_history
+from apps.assistant.selectors import conversation_history, earlier_search_queries
 from apps.assistant.streaming import AnswerModel, StreamEvent, reply_without_model, stream_reply
 from apps.core import metrics as core_metrics
 from apps.knowledge.points import Hit
+from apps.retrieval.embeddings import embed_query
 from apps.knowledge.selectors import document_labels
 from apps.retrieval.store import StoreError
 from apps.routing import services as routing
@@ -48,6 +53,8 @@ NOTHING_RELEVANT = (
     "I found nothing in the documents you can read that answers this, so I will not guess. "
     "Try other words, or ask a knowledge admin whether the document exists."
 )
+# How many of the nearest documents' titles a refusal names.
+NEAREST_TITLES = 3
 
 # What a passage keeps of a search hit: in the prompt, on the message, in the audit trail.
 PASSAGE_FIELDS = (
@@ -94,9 +101,13 @@ def ask(
     """
     question = question_clean(question)
     core_metrics.question_asked()  # Prometheus (apps/core/metrics.py)
+    query = search_query(question, earlier_search_queries(conversation))
     with transaction.atomic():
         asked = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=question
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=question,
+            search_query=query.text,
         )
         if not conversation.title:
             conversation.title = question[:120]
@@ -106,8 +117,10 @@ def ask(
             action="chat.question",
             conversation=conversation,
             message=asked,
-            details={"question": question},
+            details={"question": question, "searched_for": query.text},
         )
+    if query.rewritten:
+        yield StreamEvent("searched", {"query": query.text})
 
     def without_model(text: str, status: str) -> Iterator[StreamEvent]:
         return reply_without_model(
@@ -115,7 +128,7 @@ def ask(
         )
 
     try:
-        found: Retrieval | None = retrieve(user=user, question=question)
+        found: Retrieval | None = retrieve(user=user, question=query.text)
     except StoreError as err:
         log.warning("retrieval failed: %s", err)
         found = None
@@ -127,10 +140,27 @@ def ask(
     if not found.collection_ids:
         yield from without_model(NO_COLLECTIONS, Message.Status.NO_CONTEXT)
         return
-    if not found.hits or not found.relevant:
-        yield from without_model(NOTHING_RELEVANT, Message.Status.NO_CONTEXT)
+    evidence = (
+        evidence_mod.gather(query.text, embed_query(query.text), passages) if passages else None
+    )
+    if evidence is None or not evidence_mod.answerable(evidence):
+        yield from without_model(_nothing_relevant(query, passages), Message.Status.NO_CONTEXT)
         return
-    yield from _answer_locally(user, conversation, asked, question, passages)
+    yield from _answer_locally(user, conversation, asked, question, passages, evidence)
+
+
+def _nothing_relevant(query: SearchQuery, passages: list[dict[str, Any]]) -> str:
+    """The refusal, with what was searched and the nearest readable documents' titles."""
+    titles: list[str] = []
+    for p in passages:
+        if p["title"] not in titles:
+            titles.append(p["title"])
+    text = f"{NOTHING_RELEVANT}\n\nSearched for: “{query.text}”."
+    if titles:
+        text += " Nearest documents: " + "; ".join(
+            f"“{t}”" for t in titles[:NEAREST_TITLES]
+        ) + "."
+    return text
 
 
 def _note_retrieval(
@@ -176,16 +206,36 @@ def _answer_locally(
     asked: Message,
     question: str,
     passages: list[dict[str, Any]],
+    evidence: evidence_mod.Evidence,
 ) -> Iterator[StreamEvent]:
+    """The model reads the best sentences of the passages holding the evidence (best
+    first), with their neighbours; the message keeps those passages whole, so citations
+    open them and the grounding check reads all of them."""
     endpoint = local_endpoint()
+    windows = evidence_mod.context_texts(evidence, passages)
     prompt = build_prompt(
         question=question,
-        passages=passages,
+        passages=[{**passages[n - 1], "text": text} for n, text in windows],
         history=conversation_history(conversation, before=asked),
         count=count_message_tokens,
         context_window=settings.LOCAL_LLM_CONTEXT,
         answer_tokens=settings.LOCAL_LLM_MAX_TOKENS,
     )
+    whole = {p["chunk_id"]: p["text"] for p in passages}
+    given = [{**p, "text": whole[p["chunk_id"]]} for p in prompt.passages]
+    number = {p["chunk_id"]: p["n"] for p in given}
+    quotes = [
+        {
+            "text": s.span.text,
+            "n": number[passages[s.n - 1]["chunk_id"]],
+            "chunk_id": passages[s.n - 1]["chunk_id"],
+            "document_id": passages[s.n - 1]["document_id"],
+            "title": passages[s.n - 1]["title"],
+            "score": s.score,
+        }
+        for s in evidence.quotes
+        if passages[s.n - 1]["chunk_id"] in number
+    ]
 
     def record_call(reply: Message, result: StreamResult, error: str) -> None:
         routing.llm_call_record(
@@ -206,12 +256,14 @@ def _answer_locally(
         conversation=conversation,
         asked=asked,
         model=AnswerModel(endpoint.model, endpoint.where, endpoint.display),
-        passages=prompt.passages,
+        passages=given,
         prompt_tokens=prompt.tokens,
         pieces=lambda result: stream_chat(
             endpoint, prompt.messages, max_tokens=settings.LOCAL_LLM_MAX_TOKENS, result=result
         ),
         record_call=record_call,
+        evidence=quotes,
+        check=lambda text, numbered: grounding.check(text, numbered).as_dict(),
     )
     # The local model down, dead mid-answer, or (if the policy says so) not knowing: the
     # stronger model may answer, if the gate allows. A browser that went away never gets

@@ -1,7 +1,7 @@
-"""One answer into a new message, as the page receives it: `meta`, then `token`s, then
-`done`. When a model's stream ends (finished, failed, or the reader gone) what arrived is
-saved with its citations and status, and the model call and the answer are audited, in
-one transaction.
+"""One answer into a new message, as the page receives it: `meta`, the quoted `evidence`
+(when there is some), then `token`s, then `done`. When a model's stream ends (finished,
+failed, or the reader gone) what arrived is saved with its citations, its grounding check
+and status, and the model call and the answer are audited, in one transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.db import transaction
 from apps.assistant.audit_events import chat_event, citations_audited, passage_public
 from apps.assistant.citations import cite
 from apps.assistant.models import Conversation, Message
-from apps.assistant.presenters import answer_html
+from apps.assistant.presenters import answer_html, evidence_html
 from apps.assistant.reconnect import once_more_if_disconnected
 from apps.core import metrics as core_metrics
 from apps.routing.llm import ModelUnavailable, StreamResult
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # The `llm.call` audit event of a finished stream, written with the answer.
 CallRecorder = Callable[[Message, StreamResult, str], None]
+# The grounding check of a finished answer: (text, passages) → Message.grounding.
+Checker = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
 
 @dataclass
@@ -53,8 +55,11 @@ def stream_reply(
     pieces: Callable[[StreamResult], Iterator[str]],
     record_call: CallRecorder,
     error_suffix: str = "",
+    evidence: list[dict[str, Any]] | None = None,
+    check: Checker | None = None,
 ) -> Generator[StreamEvent, None, Message]:
-    """Stream one model's answer into a new message: meta, tokens, done. Returns it."""
+    """Stream one model's answer into a new message: meta, evidence, tokens, done.
+    Returns it."""
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -65,6 +70,7 @@ def stream_reply(
         model_display=model.display,
         passages=passages,
         prompt_tokens=prompt_tokens,
+        evidence=evidence or [],
     )
     yield StreamEvent(
         "meta",
@@ -75,6 +81,8 @@ def stream_reply(
             "passages": len(passages),
         },
     )
+    if reply.evidence:
+        yield StreamEvent("evidence", {"sentences": reply.evidence, "html": evidence_html(reply)})
     result = StreamResult()
     error = ""
     try:
@@ -90,7 +98,13 @@ def stream_reply(
         core_metrics.answer_finished(where=model.where, result=result, failed=bool(error))
         once_more_if_disconnected(
             lambda: _save_reply(
-                user, conversation, reply, result, error, lambda: record_call(reply, result, error)
+                user,
+                conversation,
+                reply,
+                result,
+                error,
+                lambda: record_call(reply, result, error),
+                check,
             )
         )
     yield StreamEvent("done", done_data(reply))
@@ -104,10 +118,13 @@ def _save_reply(
     result: StreamResult,
     error: str,
     record_call: Callable[[], None],
+    check: Checker | None,
 ) -> None:
-    """Save what the model said, its citations and status; audit the call and the answer
-    in one transaction."""
+    """Save what the model said, its citations, grounding and status; audit the call and
+    the answer in one transaction."""
     reply.content, reply.citations = cite(result.text, reply.passages)
+    if check is not None and reply.content:
+        reply.grounding = check(reply.content, reply.passages)
     reply.completion_tokens = result.completion_tokens
     reply.first_token_ms = _ms(result.first_token_s)
     if error:
@@ -128,6 +145,8 @@ def _save_reply(
                 "model": reply.model_name,
                 "where": reply.model_where,
                 "citations": citations_audited(reply.citations),
+                "evidence": [passage_public(e) for e in reply.evidence],
+                "grounding": {k: v for k, v in reply.grounding.items() if k != "unsupported"},
             },
         )
 

@@ -31,9 +31,13 @@ def chat(request: AuthenticatedHttpRequest, conversation_id: str | None = None) 
         selectors.conversation_for(request.user, conversation_id) if conversation_id else None
     )
     messages = list(conversation.messages.all()) if conversation else []
+    questions = {m.pk: m for m in messages if m.role == "user"}
     for message in messages:
-        # Read by the template only; Message has no such field.
+        # Read by the template only; Message has no such fields.
         message.html = answer_html(message) if message.role == "assistant" else ""  # type: ignore[attr-defined]
+        asked = questions.get(message.reply_to_id) if message.role == "assistant" else None
+        rewritten = asked is not None and asked.search_query not in ("", asked.content)
+        message.searched_for = asked.search_query if rewritten else ""  # type: ignore[attr-defined,union-attr]
     return render(
         request,
         "assistant/chat.html",

@@ -128,19 +128,33 @@
     const decoder = new TextDecoder();
     let buffer = "";
     let meta = {};
+    let searched = "";
     const handle = (kind, payload) => {
-      if (kind === "meta") {
+      if (kind === "searched") {
+        searched = payload.query;
+      } else if (kind === "meta") {
         if (current.done) current = newAnswerBox();
         meta = payload;
+        if (searched) {
+          current.box.insertBefore(el("p", "msg-meta searched", "Searched for: " + searched), current.body);
+          searched = "";
+        }
         if (!conversationInput.value) {
           conversationInput.value = payload.conversation_id;
           history.replaceState(null, "", form.dataset.conversationUrl + payload.conversation_id + "/");
         }
         status.textContent = payload.model ? "Answering with " + payload.model + "…" : "";
+      } else if (kind === "evidence") {
+        // Quotes first, within a second; the model's words stream below them.
+        const quotes = el("div", "evidence-stream");
+        quotes.innerHTML = payload.html; // escaped on the server (format_html)
+        current.box.insertBefore(quotes, current.body);
+        current.quotes = quotes;
       } else if (kind === "token") {
         current.body.textContent += payload.text;
       } else if (kind === "done") {
         current.done = true;
+        if (current.quotes) current.quotes.remove(); // the final html holds them again
         finish(current.box, current.body, Object.assign({ where: meta.where }, payload));
         status.textContent = "";
       }

@@ -256,3 +256,59 @@ def test_chat_pages_are_for_people_who_may_use_the_assistant(client, role):
             assert resp.status_code == 302 and "/login/" in resp["Location"]
         else:
             assert resp.status_code == 403
+
+
+def test_the_evidence_is_quoted_before_the_models_first_word(client, world):
+    events = _ask(client, world["alice"], "How many days of holiday do I get a year?")
+    kinds = [kind for kind, _ in events]
+    assert "evidence" in kinds, kinds
+    first_token = kinds.index("token") if "token" in kinds else len(kinds)
+    assert kinds.index("meta") < kinds.index("evidence") < first_token
+    evidence = next(data for kind, data in events if kind == "evidence")
+    quoted = [s["text"] for s in evidence["sentences"]]
+    assert any("25 vacation days per year" in q for q in quoted), quoted
+    # Verbatim from the document, and linked to the passage it is from.
+    for s in evidence["sentences"]:
+        assert " ".join(s["text"].split()) in " ".join(world["hr_doc"].text.split())
+    done = _done(events)
+    reply = Message.objects.get(pk=done["message_id"])
+    link = reverse("assistant:passage", args=[reply.pk, evidence["sentences"][0]["n"]])
+    assert f'href="{link}"' in evidence["html"] and f'href="{link}"' in done["html"]
+    # The model's sentences were checked against the passages, and the counts audited.
+    assert reply.grounding["sentences"] >= reply.grounding["supported"] >= 0
+    answer = _events("chat.answer", done["conversation_id"])[0].details
+    assert answer["grounding"]["sentences"] == reply.grounding["sentences"]
+    assert answer["grounding"]["verdict"] in ("kept", "evidence_only")
+    assert [e["chunk_id"] for e in answer["evidence"]] == [e["chunk_id"] for e in reply.evidence]
+
+
+def test_a_follow_up_is_searched_with_the_conversation_and_says_so(client, world):
+    first = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
+    events = _ask(client, world["alice"], "And until when can I carry them over?",
+                  first["conversation_id"])
+    searched = [data["query"] for kind, data in events if kind == "searched"]
+    assert len(searched) == 1 and "vacation" in searched[0], events
+    done = _done(events)
+    assert done["status"] != "no_context", done
+    quoted = " ".join(
+        s["text"] for kind, data in events if kind == "evidence" for s in data["sentences"]
+    )
+    assert "March 31" in quoted, quoted
+    asked = Message.objects.get(pk=done["message_id"]).reply_to
+    assert asked.search_query == searched[0]
+    question = _events("chat.question", done["conversation_id"])[-1].details
+    assert question["searched_for"] == searched[0]
+    # The page shows it after a reload too.
+    page = client.get(reverse("assistant:conversation", args=[done["conversation_id"]])).content.decode()
+    assert "Searched for: " in page
+
+
+def test_a_question_the_documents_do_not_answer_is_refused_with_what_was_searched(client, world):
+    events = _ask(client, world["alice"], "What is the bug bounty payout for a critical bug?")
+    done = _done(events)
+    assert done["status"] == "no_context", done
+    assert not [kind for kind, _ in events if kind in ("token", "evidence")]
+    reply = Message.objects.get(pk=done["message_id"])
+    assert "Searched for: “What is the bug bounty payout for a critical bug?”" in reply.content
+    assert "“vacation”" in reply.content  # the nearest document the asker can read (its title)
+    assert "Bluebird" not in reply.content  # never a title the asker cannot read
