@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.archive import CheckpointError, load_checkpoint, verify_archive
 from apps.audit.verify import verify_chain
+from apps.core.migrations_check import require_migrated
 
 
 class Command(BaseCommand):
@@ -33,6 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not options["archive"]:  # an archive is checked without the database
+            require_migrated()
         batch = max(1, options["batch_size"])
         try:
             if options["archive"]:

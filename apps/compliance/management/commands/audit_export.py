@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.audit.archive import checkpoint_path_for, write_archive
 from apps.audit.services import audit_record
+from apps.core.migrations_check import require_migrated
 
 
 def parse_moment(value: str) -> datetime:
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=5000)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         try:
             before = parse_moment(options["before"])
         except ValueError as exc:

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from apps.core.labels import Label
+from apps.core.migrations_check import require_migrated
 from apps.knowledge import services
 from apps.knowledge.models import Collection, Document
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
 
     def handle(self, *args: object, **options: object) -> None:
+        require_migrated()
         root: Path = options["path"]  # type: ignore[assignment]
         if not root.exists():
             raise CommandError(f"{root} does not exist")

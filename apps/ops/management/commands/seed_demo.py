@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from apps.accounts.roles import ensure_roles
 from apps.core.labels import Label
+from apps.core.migrations_check import require_migrated
 from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE, KNOWLEDGE_ADMIN
 from apps.knowledge import services
 from apps.knowledge.models import Collection, Document
@@ -46,6 +47,7 @@ class Command(BaseCommand):
     help = "Create the demo users, groups, collections and documents (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
+        require_migrated()
         ensure_roles()
         Group.objects.get_or_create(name=FINANCE)
         admin = None

@@ -45,6 +45,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test.utils import override_settings
 
+from apps.core.migrations_check import require_migrated
 from apps.retrieval.embeddings import embed_query
 from apps.retrieval.tempstore import temporary_owner
 from apps.search.evaluation.dataset import (
@@ -116,6 +117,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, help="also write the results here")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_migrated()
         root: Path = options["beir"]
         for name in ("corpus.jsonl", "queries.jsonl"):
             if not (root / name).is_file():
