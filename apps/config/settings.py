@@ -3,7 +3,6 @@ once, through the checking readers of env.py. Heavy libraries (torch, sentence-t
 qdrant) are never imported here, so `manage.py check` and the web process start fast."""
 
 import os
-import re
 from pathlib import Path
 
 from apps.accounts.claims import parse_group_map
@@ -90,15 +89,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
     "DISABLE_SERVER_SIDE_CURSORS", default=False
 )
-# The role web and workers connect as, when it is not the one migrations run as (README
-# "Audit trail"): every `manage.py migrate` grants it exactly what it needs
-# (apps/ops/db_roles.py). Empty: one role does both, as in the test suite.
+# The role of web and workers, granted its privileges by each migrate (README "Audit
+# trail", apps/ops/db_roles.py); empty when one role does both, as in the test suite.
 DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="")
-require(
-    "DATABASE_APP_ROLE",
-    re.fullmatch(r"|[a-z_][a-z0-9_]{0,62}", DATABASE_APP_ROLE) is not None,
-    "empty or a PostgreSQL role name (lower-case letters, digits, _)",
-)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -125,7 +125,8 @@ def _embed_and_upsert(run: Ingestion) -> bool:
     """Embed and upsert batch by batch: a long document holds one batch of vectors at a
     time, and every batch refreshes the heartbeat the reaper watches."""
     doc = run.claimed
-    _mark_embedding(run.document_id, parsed=run.read)
+    if not _mark_embedding(run.document_id, parsed=run.read):
+        return False  # deleted since it was claimed
     run.groups = collection_group_ids(doc.collection)
     store = vector_store.get_store()
     try:
@@ -135,7 +136,12 @@ def _embed_and_upsert(run: Ingestion) -> bool:
         store.delete(Filter.of(document_id=[run.document_id]))
         for batch in _batches(run.chunks, UPSERT_BATCH):
             store.upsert(points_build(document=doc, chunks=batch, groups=run.groups))
-            _heartbeat(run.document_id)
+            if not _heartbeat(run.document_id):
+                # Deleted meanwhile. document_delete holds the row until it has removed
+                # the points and the row, so this update waited for it and the batch
+                # above may have landed after its removal: take back what we wrote.
+                store.delete(Filter.of(document_id=[run.document_id]))
+                return False
     except StoreUnavailable as err:
         _wait_for_store(run.document_id, reason=str(err))
         raise TransientIngestError(str(err)) from err
@@ -152,7 +158,9 @@ def _finish(run: Ingestion) -> bool:
             .first()
         )
         if updated is None:
-            # Deleted (or reset) while we were embedding: leave nothing behind.
+            # Deleted (or reset) while we were embedding: leave nothing behind. A delete
+            # still in progress holds the row lock, so select_for_update above waited for
+            # it to commit and this check sees the row gone.
             if not Document.objects.filter(pk=run.document_id).exists():
                 vector_store.get_store().delete(Filter.of(document_id=[run.document_id]))
             return False
@@ -235,9 +243,10 @@ def document_chunks(*, path: Path) -> tuple[ParsedDocument, list[Chunk]]:
 # --- status writes ----------------------------------------------------------------------
 
 
-def _mark_embedding(document_id: int, *, parsed: ParsedDocument) -> None:
+def _mark_embedding(document_id: int, *, parsed: ParsedDocument) -> bool:
+    """False when the document is gone."""
     now = timezone.now()
-    Document.objects.filter(pk=document_id).update(
+    return 0 < Document.objects.filter(pk=document_id).update(
         status=Document.Status.EMBEDDING,
         mime_type=parsed.mime_type,
         text=parsed.text,
@@ -246,9 +255,10 @@ def _mark_embedding(document_id: int, *, parsed: ParsedDocument) -> None:
     )
 
 
-def _heartbeat(document_id: int) -> None:
+def _heartbeat(document_id: int) -> bool:
+    """False when the document is gone (the update waits for a delete holding the row)."""
     now = timezone.now()
-    Document.objects.filter(pk=document_id).update(heartbeat_at=now, updated_at=now)
+    return 0 < Document.objects.filter(pk=document_id).update(heartbeat_at=now, updated_at=now)
 
 
 def _wait_for_store(document_id: int, *, reason: str) -> None:

@@ -222,21 +222,33 @@ def document_reingest(*, document: Document, actor: AbstractBaseUser | None) -> 
 
 
 def document_delete(*, document: Document, actor: AbstractBaseUser | None) -> None:
-    """Remove the points first: a document must never be findable after it is gone."""
-    vector_store.get_store().delete(Filter.of(document_id=[document.pk]))
+    """Remove a document and all its points; a worker ingesting it meanwhile leaves none.
+
+    The document row is locked first, as every ingestion write does before it records an
+    audit event, so the two paths take their locks in one order (row, then the audit
+    append lock) and cannot deadlock. While the lock is held the worker cannot finish
+    (its final check waits on the row) nor refresh its heartbeat after an upsert; once the
+    row is gone, either sees that and removes what it wrote (ingestion._embed_and_upsert,
+    _finish). The points go before the row: if the store is down, nothing is deleted.
+    """
     with transaction.atomic():
+        locked = Document.objects.select_for_update().filter(pk=document.pk).first()
+        if locked is None:
+            return  # deleted already, by another request
+        vector_store.get_store().delete(Filter.of(document_id=[locked.pk]))
         audit_record(
             actor=actor,
             action="document.deleted",
-            target=document,
+            target=locked,
             details={
-                "document_id": document.pk,
-                "collection_id": document.collection_id,
-                "label": document.label,
-                "sha256": document.sha256,
+                "document_id": locked.pk,
+                "collection_id": locked.collection_id,
+                "label": locked.label,
+                "sha256": locked.sha256,
             },
         )
-        stored = document.file.name
-        document.delete()
+        stored = locked.file.name
+        storage = locked.file.storage
+        locked.delete()
         if stored:
-            transaction.on_commit(lambda: document.file.storage.delete(stored))
+            transaction.on_commit(lambda: storage.delete(stored))

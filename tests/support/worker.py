@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +20,10 @@ def start_worker(
     name: str = "test-worker",
     timeout: float = 90,
     concurrency: int = 1,
+    include: Sequence[str] = (),
 ) -> subprocess.Popen:
+    """`include`: more modules the worker imports before it forks (celery's --include),
+    such as tests.support.ingest_pause."""
     cmd = [
         sys.executable,
         "-m",
@@ -38,6 +42,8 @@ def start_worker(
         "--without-mingle",
         "--without-gossip",
     ]
+    if include:
+        cmd += ["--include", ",".join(include)]
     fh = log.open("ab")
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
