@@ -9,7 +9,7 @@ see README "Answers"):
 - words: the share of the query's content words the sentence (with its section) contains,
   each weighted by how rare it is among the candidate sentences;
 - place: the passage's rank in the search results.
-The best one to three sentences are quoted verbatim before the model's first token; the
+The best three sentences are quoted verbatim before the model's first token; the
 model is given each top passage's best sentences with their neighbours, not whole chunks.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from apps.assistant.sentences import Span, content_words, spans
+from apps.assistant.sentences import content_words, spans
 from apps.retrieval.embeddings import embed
 
 # Sentences shorter than this carry no fact worth quoting on their own.
@@ -32,18 +32,21 @@ MAX_SENTENCE_CHARS = 600
 class EvidenceWeights:
     meaning: float = 1.0
     words: float = 0.35
-    place: float = 0.05
-    # A second or third quote must score within this of the first.
-    keep_within: float = 0.08
-    quotes: int = 2
+    place: float = 0.1  # × 1 / the passage's search rank
+    lead: float = 0.03  # × 1 / (1 + the sentence's place in its passage)
+    # A second or third quote must score within this of the first (1.0: no cut; the
+    # dev sets' worst recall fell with every cut tried).
+    keep_within: float = 1.0
+    quotes: int = 3
     # Model context: the best sentences of each passage, with this many neighbours.
     context_sentences: int = 2
     context_neighbours: int = 1
     context_passages: int = 4
-    # Abstain when the best sentence's meaning score is under this and the query's rare
-    # words are not found either (see `answerable`).
-    min_meaning: float = 0.42
-    min_words: float = 0.5
+    # Abstain when the best sentence's meaning score is under this, unless one sentence
+    # holds at least `min_words` of the query's words and means nearly as much (`slack`).
+    min_meaning: float = 0.38
+    min_words: float = 0.6
+    slack: float = 0.15
 
 
 DEFAULT_WEIGHTS = EvidenceWeights()
@@ -53,20 +56,28 @@ DEFAULT_WEIGHTS = EvidenceWeights()
 class Scored:
     n: int  # the passage's number, from 1, in search rank order
     index: int  # the sentence's place in its passage
-    span: Span
+    text: str  # what is quoted: the sentence (a FAQ's question with its answer)
     meaning: float
     words: float
-    score: float
+
+    def score(self, weights: EvidenceWeights) -> float:
+        return (
+            weights.meaning * self.meaning
+            + weights.words * self.words
+            + weights.place / self.n
+            + weights.lead / (1 + self.index)
+        )
 
 
 @dataclass(frozen=True)
 class Evidence:
     sentences: list[Scored]  # every sentence of the passages, best first
-    quotes: list[Scored]  # the ones quoted before the answer
+    weights: EvidenceWeights = DEFAULT_WEIGHTS
 
     @property
-    def best(self) -> Scored | None:
-        return self.sentences[0] if self.sentences else None
+    def quotes(self) -> list[Scored]:
+        """The ones quoted before the answer."""
+        return select_quotes(self.sentences, self.weights)
 
 
 def _idf(units: Sequence[set[str]]) -> dict[str, float]:
@@ -100,6 +111,20 @@ def _heading(passage: dict[str, Any]) -> str:
     return " — ".join(part for part in (passage.get("title"), passage.get("section")) if part)
 
 
+def _units(passages: Sequence[dict[str, Any]]) -> list[tuple[int, int, str, str]]:
+    """(passage number, place, text, heading) for every sentence; a sentence that asks a
+    question (a FAQ's) is taken with the sentence after it, its answer."""
+    units = []
+    for n, passage in enumerate(passages, 1):
+        found = [s.text for s in spans(passage["text"])]
+        for index, text in enumerate(found):
+            if text.endswith("?") and index + 1 < len(found):
+                text = f"{text} {found[index + 1]}"
+            if len(text) <= MAX_SENTENCE_CHARS:
+                units.append((n, index, text, _heading(passage)))
+    return units
+
+
 def gather(
     query: str,
     query_vector: Sequence[float],
@@ -107,59 +132,64 @@ def gather(
     weights: EvidenceWeights = DEFAULT_WEIGHTS,
 ) -> Evidence:
     """Score every sentence of `passages` (best search hit first) against `query`."""
-    units: list[tuple[int, int, Span, str]] = []
-    for n, passage in enumerate(passages, 1):
-        for index, span in enumerate(spans(passage["text"])):
-            if len(span.text) <= MAX_SENTENCE_CHARS:
-                units.append((n, index, span, _heading(passage)))
+    units = _units(passages)
     if not units:
-        return Evidence(sentences=[], quotes=[])
-    vectors = embed([f"{heading}: {span.text}" if heading else span.text for _, _, span, heading in units])
-    words = [content_words(f"{heading} {span.text}") for _, _, span, heading in units]
+        return Evidence(sentences=[], weights=weights)
+    vectors = embed([f"{heading}: {text}" if heading else text for _, _, text, heading in units])
+    words = [content_words(f"{heading} {text}") for _, _, text, heading in units]
     idf = _idf(words)
     asked = content_words(query)
-    scored = []
-    for (n, index, span, _), vector, unit in zip(units, vectors, words, strict=True):
-        meaning = sum(a * b for a, b in zip(query_vector, vector, strict=True))
-        share = _word_share(asked, unit, idf)
-        place = 1.0 / n
-        score = weights.meaning * meaning + weights.words * share + weights.place * place
-        scored.append(Scored(n, index, span, round(meaning, 4), round(share, 4), round(score, 4)))
-    scored.sort(key=lambda s: s.score, reverse=True)
-    return Evidence(sentences=scored, quotes=_quotes(scored, weights))
+    scored = [
+        Scored(
+            n,
+            index,
+            text,
+            round(sum(a * b for a, b in zip(query_vector, vector, strict=True)), 4),
+            round(_word_share(asked, unit, idf), 4),
+        )
+        for (n, index, text, _), vector, unit in zip(units, vectors, words, strict=True)
+    ]
+    return Evidence(sentences=ranked(scored, weights), weights=weights)
 
 
-def _quotes(scored: list[Scored], weights: EvidenceWeights) -> list[Scored]:
+def ranked(sentences: Sequence[Scored], weights: EvidenceWeights) -> list[Scored]:
+    return sorted(sentences, key=lambda s: s.score(weights), reverse=True)
+
+
+def select_quotes(ranked_sentences: Sequence[Scored], weights: EvidenceWeights) -> list[Scored]:
+    """The best one to `weights.quotes` sentences, close enough to the best, no repeats;
+    in reading order when they come from one passage, so a list reads as written."""
     quotes: list[Scored] = []
-    for s in scored:
+    for s in ranked_sentences:
         if len(quotes) >= weights.quotes:
             break
-        if len(content_words(s.span.text)) < MIN_EVIDENCE_WORDS:
+        if len(content_words(s.text)) < MIN_EVIDENCE_WORDS:
             continue
-        if quotes and s.score < quotes[0].score - weights.keep_within:
+        if quotes and s.score(weights) < quotes[0].score(weights) - weights.keep_within:
             break
-        if any(q.span.text == s.span.text for q in quotes):
+        if any(s.text in q.text or q.text in s.text for q in quotes):
             continue
         quotes.append(s)
-    # In reading order when they come from one passage, so a list reads as written.
-    return sorted(quotes, key=lambda s: (s.n, s.index)) if len({q.n for q in quotes}) == 1 else quotes
+    if len({q.n for q in quotes}) == 1:
+        return sorted(quotes, key=lambda s: s.index)
+    return quotes
 
 
-def answerable(evidence: Evidence, weights: EvidenceWeights = DEFAULT_WEIGHTS) -> bool:
+def answerable(evidence: Evidence) -> bool:
     """Is there something to answer from? Either a sentence means what the query asks,
-    or one holds most of the query's (rare) words."""
+    or one holds most of the query's (rare) words and means nearly as much."""
+    weights = evidence.weights
     best_meaning = max((s.meaning for s in evidence.sentences), default=-1.0)
     best_words = max((s.words for s in evidence.sentences), default=0.0)
     return best_meaning >= weights.min_meaning or (
-        best_words >= weights.min_words and best_meaning >= weights.min_meaning - 0.15
+        best_words >= weights.min_words and best_meaning >= weights.min_meaning - weights.slack
     )
 
 
-def context_texts(
-    evidence: Evidence, passages: Sequence[dict[str, Any]], weights: EvidenceWeights = DEFAULT_WEIGHTS
-) -> list[tuple[int, str]]:
+def context_texts(evidence: Evidence, passages: Sequence[dict[str, Any]]) -> list[tuple[int, str]]:
     """What the model reads: for the passages holding the best sentences (best first),
     those sentences with their neighbours, in the passage's order, gaps marked "…"."""
+    weights = evidence.weights
     chosen: dict[int, set[int]] = {}
     for s in evidence.sentences:
         if s.n not in chosen and len(chosen) >= weights.context_passages:

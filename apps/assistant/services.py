@@ -226,12 +226,12 @@ def _answer_locally(
     number = {p["chunk_id"]: p["n"] for p in given}
     quotes = [
         {
-            "text": s.span.text,
+            "text": s.text,
             "n": number[passages[s.n - 1]["chunk_id"]],
             "chunk_id": passages[s.n - 1]["chunk_id"],
             "document_id": passages[s.n - 1]["document_id"],
             "title": passages[s.n - 1]["title"],
-            "score": s.score,
+            "score": round(s.score(evidence.weights), 4),
         }
         for s in evidence.quotes
         if passages[s.n - 1]["chunk_id"] in number
