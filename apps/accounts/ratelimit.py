@@ -1,4 +1,5 @@
-"""Fixed-window counters in Django's cache (Redis): failed sign-ins and questions.
+"""Fixed-window counters in Django's cache (Redis): failed sign-ins, questions and
+escalations to the external model.
 
 The cache is Redis (``CACHE_URL``), shared by every web process, and ``incr`` there is
 atomic, so two processes never both let the sixth attempt through. A window starts at the
@@ -6,7 +7,8 @@ first hit and lasts ``window`` seconds; the counter expires with it.
 
 If the cache cannot be reached, the limiter lets the request through and logs it: a
 Redis restart must not lock every user out of Enclave. The audit trail still records
-every failed sign-in, so a burst during an outage is visible afterwards.
+every failed sign-in, so a burst during an outage is visible afterwards. Escalations are
+the exception: their counter fails closed (see `escalation_hit`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _read(key: str) -> Window:
     return Window(count, max(0, int(ends - time.time() + 0.999)) if count else 0)
 
 
-def _hit(key: str, window: int) -> Window:
+def _hit(key: str, window: int, *, fail_open: bool = True) -> Window:
     try:
         ends = time.time() + window
         # add() only creates: the first hit of a window fixes its length.
@@ -58,6 +60,8 @@ def _hit(key: str, window: int) -> Window:
         cache.set(f"{key}:ends", time.time() + window, timeout=window)
         return Window(1, window)
     except Exception:
+        if not fail_open:
+            raise
         logger.warning("rate limit cache unavailable; %s not counted", key, exc_info=True)
         return Window(0, 0)
     return Window(count, max(1, int(ends - time.time() + 0.999)))
@@ -95,6 +99,17 @@ def login_failures_clear(username: str, ip: str) -> None:
 def question_hit(user_pk: int, *, window: int = 60) -> Window:
     """Count one question for this user; the returned count includes it."""
     return _hit(_key("question", str(user_pk)), window)
+
+
+# --- escalations to the external model, per user ------------------------------------------
+
+
+def escalation_hit(user_pk: int, *, window: int = 60) -> Window:
+    """Count one escalation the egress gate is about to allow; the count includes it.
+
+    Fails closed, unlike the others: the gate reads an error as "keep it local", and an
+    outage of the cache must not lift the limit on what leaves the premises."""
+    return _hit(_key("escalation", str(user_pk)), window, fail_open=False)
 
 
 def minutes_and_seconds(seconds: int) -> str:

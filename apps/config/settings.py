@@ -364,9 +364,16 @@ EXTERNAL_LLM_PRICE_PER_1K = env.number(
 )
 EXTERNAL_LLM_TIMEOUT = env.seconds("EXTERNAL_LLM_TIMEOUT", default=60.0)
 EXTERNAL_LLM_MAX_TOKENS = env.integer("EXTERNAL_LLM_MAX_TOKENS", default=1024, low=16)
-# Regular expressions that keep a question local when they match it (project code names,
-# customer numbers), on top of the PII/secret scanner; comma-separated.
+# Regular expressions for what never leaves (project code names, customer numbers), on top
+# of the PII/secret scanner: a match anywhere in the payload keeps it local, or is redacted
+# in the policy's redact mode; comma-separated.
 EGRESS_BLOCK_PATTERNS = env.items("EGRESS_BLOCK_PATTERNS", pattern, default=[])
+# Each user's and each group's share of the external model per day (UTC), in prompt plus
+# completion tokens, on top of the provider's own budget (policy page); 0 = no limit.
+EGRESS_USER_DAILY_TOKENS = env.integer("EGRESS_USER_DAILY_TOKENS", default=50_000, low=0)
+EGRESS_GROUP_DAILY_TOKENS = env.integer("EGRESS_GROUP_DAILY_TOKENS", default=150_000, low=0)
+# Escalations the egress gate allows per user per minute (Redis); 0 = no limit.
+ESCALATION_RATE_PER_MINUTE = env.integer("ESCALATION_RATE_PER_MINUTE", default=5, low=0)
 
 # --- Audit trail ------------------------------------------------------------------------
 # HMAC-SHA256 key that signs the checkpoints `manage.py audit_export` writes next to its

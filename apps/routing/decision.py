@@ -46,6 +46,8 @@ class ExternalRequest:
     chunks: list[dict[str, Any]]  # {"chunk_id", "document_id"} of each passage sent
     passages: list[dict[str, Any]] = field(default_factory=list)  # numbered, as in messages
     redactions: list[str] = field(default_factory=list)  # kinds redacted before sending
+    # The same per part ("question", "history 2", "passage 1 title", …): egress_scan.py.
+    redacted_by_part: dict[str, list[str]] = field(default_factory=dict)
 
     def sha256(self) -> str:
         return payload_sha256(self.messages)
@@ -60,6 +62,7 @@ class Decision:
     payload_sha256: str = ""
     labels: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    findings_by_part: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
         return " ".join(r.message for r in self.reasons)

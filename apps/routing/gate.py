@@ -8,27 +8,26 @@ must be the decided payload, nothing more, and their SHA-256 is what the audit r
 
 Rules (DESIGN.md, Egress): every chunk's document label — read from the database now,
 never from the vector payload — is non-sensitive; the conversation never touched a
-sensitive chunk; the question and history pass the PII/secret scan; a provider is
-configured, the asker's group may use it, and today's budget is not spent. Unknown or
-missing label → restricted. Any exception while deciding → deny.
+sensitive chunk; every part of the messages as they would be sent (question, history,
+each passage's text, title and section) passes the PII/secret scan (apps/routing/
+egress_scan.py), or is redacted first in redact mode; a provider is configured, the
+asker's group may use it, and no daily limit or rate is reached (apps/routing/limits.py).
+Unknown or missing label → restricted. Any exception while deciding → deny.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator, Sequence
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.utils import timezone
 
 from apps.core import metrics as core_metrics
 from apps.core.labels import Label
 from apps.knowledge.selectors import document_labels
-from apps.routing import scan
+from apps.routing import egress_scan, limits
 from apps.routing.decision import (
     ConversationSoFar,
     Decision,
@@ -38,7 +37,7 @@ from apps.routing.decision import (
     failed_decision,
 )
 from apps.routing.llm import StreamResult, stream_chat
-from apps.routing.models import EgressPolicy, ProviderAccess, ProviderUsage
+from apps.routing.models import EgressPolicy
 from apps.routing.prompt import build_prompt
 from apps.routing.providers import Provider
 from apps.routing.tokens import count_message_tokens
@@ -78,20 +77,16 @@ def prepare(
 ) -> ExternalRequest:
     """The messages an external model would get, built here and nowhere else.
 
-    In redact mode the question and history are redacted first; the decision then scans
-    what is left, so a finding the redactor missed still blocks.
+    In redact mode every part (question, history, each passage's text, title and section)
+    is redacted first; the decision then scans what is left, so a finding the redactor
+    missed still blocks.
     """
-    redacted: set[str] = set()
-    if policy.pii_mode == policy.PiiMode.REDACT:
-
-        def clean(text: str) -> str:
-            found = scan.scan(text)
-            redacted.update(scan.kinds(found))
-            return scan.redact(text, found)
-
-        question = clean(question)
-        history = [{**turn, "content": clean(turn["content"])} for turn in history]
     bare = [{k: v for k, v in p.items() if k != "n"} for p in passages]
+    redacted: dict[str, list[str]] = {}
+    if policy.pii_mode == policy.PiiMode.REDACT:
+        cleaned = egress_scan.redact_parts(question=question, history=history, passages=bare)
+        question, history, bare = cleaned.question, cleaned.history, cleaned.passages
+        redacted = cleaned.kinds_by_part
     prompt = build_prompt(
         question=question,
         passages=bare,
@@ -100,6 +95,12 @@ def prepare(
         # External models have large windows; keep the request as small as ours anyway.
         context_window=8192,
         answer_tokens=provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS,
+    )
+    redacted = egress_scan.sent_parts(
+        redacted,
+        history=len(history),
+        history_sent=prompt.history_turns,
+        passages_sent=len(prompt.passages),
     )
     return ExternalRequest(
         messages=prompt.messages,
@@ -110,7 +111,8 @@ def prepare(
             for p in prompt.passages
         ],
         passages=prompt.passages,
-        redactions=sorted(redacted),
+        redactions=sorted({kind for kinds in redacted.values() for kind in kinds}),
+        redacted_by_part=redacted,
     )
 
 
@@ -206,18 +208,12 @@ def _decide(
                 "servers for good. Start a new conversation to ask about public documents.",
             )
         )
-    # 3. The question and history: PII and secrets (after redaction, in redact mode).
-    asked = "\n".join([request.question, *(t["content"] for t in request.history)])
-    findings = scan.kinds(scan.scan(asked)) + _company_findings(asked)
-    if findings:
-        reasons.append(
-            Reason(
-                "pii",
-                f"Your question or this conversation contains what looks like "
-                f"{_and([f.lower().replace('_', ' ') for f in findings])}: it stays on our "
-                "servers.",
-            )
-        )
+    # 3. Every part of the messages as they would be sent: PII, secrets and the company's
+    # patterns (what is left after redaction, in redact mode).
+    by_part = egress_scan.findings_by_part(request)
+    findings = sorted({kind for kinds in by_part.values() for kind in kinds})
+    if by_part:
+        reasons.append(Reason("pii", egress_scan.describe(by_part)))
     # The content's reasons come first: they hold whatever the configuration is.
     if not policy.escalation_enabled:
         reasons.append(
@@ -226,7 +222,10 @@ def _decide(
     if provider is None:
         reasons.append(Reason("no_provider", "No external model is configured on this server."))
     else:
-        reasons += _access_reasons(user, provider)
+        reasons += limits.access_reasons(user, provider)
+    # Counted only when everything else allows: a refused question costs no escalation.
+    if not reasons and (rate := limits.rate_reason(user)) is not None:
+        reasons.append(rate)
     allowed = not reasons
     if allowed:
         reasons.append(
@@ -244,32 +243,8 @@ def _decide(
         payload_sha256=request.sha256(),
         labels=chunk_labels,
         findings=findings,
+        findings_by_part=by_part,
     )
-
-
-def _company_findings(text: str) -> list[str]:
-    """EGRESS_BLOCK_PATTERNS: the company's own never-send patterns (project code names,
-    customer numbers). A pattern that does not compile raises, and so denies."""
-    hits = [p for p in settings.EGRESS_BLOCK_PATTERNS if re.search(p, text, re.IGNORECASE)]
-    return ["COMPANY_PATTERN"] if hits else []
-
-
-def _access_reasons(user: AbstractBaseUser, provider: Provider) -> list[Reason]:
-    access = (
-        ProviderAccess.objects.filter(provider=provider.name, groups__user__pk=user.pk)
-        .distinct()
-        .first()
-    )
-    if access is None:
-        return [Reason("group", f"None of your groups may use {provider.name}.")]
-    usage = ProviderUsage.objects.filter(provider=provider.name, day=_today()).first()
-    tokens = usage.tokens if usage else 0
-    cost = usage.cost if usage else 0
-    if (access.daily_token_budget and tokens >= access.daily_token_budget) or (
-        access.daily_cost_budget and cost >= access.daily_cost_budget
-    ):
-        return [Reason("budget", f"Today's budget for {provider.name} is spent.")]
-    return []
 
 
 def conversation_taint(
@@ -288,11 +263,6 @@ def conversation_taint(
 def _and(items: Sequence[str]) -> str:
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _today() -> date:
-    """The budget's day (UTC, as USE_TZ keeps it)."""
-    return timezone.now().date()
 
 
 # --- send -----------------------------------------------------------------------------

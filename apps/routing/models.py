@@ -79,3 +79,32 @@ class ProviderUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.day}"
+
+
+class AskerUsage(models.Model):
+    """What one user, or one group, has sent to a provider on a day: the per-user and
+    per-group daily limits read it (apps/routing/limits.py). The subject is an id, not a
+    foreign key, so a day's usage outlives the account or group it counted."""
+
+    class Scope(models.TextChoices):
+        USER = "user", "User"
+        GROUP = "group", "Group"
+
+    provider = models.CharField(max_length=100)
+    day = models.DateField()
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    subject_id = models.PositiveBigIntegerField()  # the user's or the group's id
+    tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "day", "scope", "subject_id"],
+                name="routing_asker_usage_one_row_per_day",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.day} {self.scope} {self.subject_id}"

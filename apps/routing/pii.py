@@ -1,5 +1,7 @@
-"""Personal data in text: presidio-analyzer's pattern recognizers, tuned for prose, with
-our credential patterns (apps/routing/secret_patterns.py) registered beside them.
+"""Personal data in text: presidio-analyzer's pattern recognizers, tuned for prose, and a
+cheap pre-check per kind (`candidates`) that says when a recognizer cannot find anything,
+so it is not run. Credentials are our own patterns (apps/routing/secret_patterns.py),
+run beside these by the scanner.
 
 No NLP model: none can be downloaded here, so names and addresses in free prose are NOT
 detected. presidio-analyzer imports spaCy, thinc, torch and transformers when its package
@@ -13,9 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from apps.routing.secret_patterns import SECRET_KINDS, SECRET_PATTERNS
 
 if TYPE_CHECKING:  # pragma: no cover
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -66,10 +67,8 @@ def _build_engine() -> AnalyzerEngine:
     from presidio_analyzer import (  # heavy: see above
         AnalyzerEngine,
         EntityRecognizer,
-        LocalRecognizer,
         RecognizerRegistry,
     )
-    from presidio_analyzer import RecognizerResult as Result  # heavy: see above
     from presidio_analyzer.nlp_engine import NoOpNlpEngine  # heavy: see above
     from presidio_analyzer.predefined_recognizers import (  # heavy: see above
         CreditCardRecognizer,
@@ -141,18 +140,6 @@ def _build_engine() -> AnalyzerEngine:
                     out.append(r)
             return out
 
-    class SecretRecognizer(LocalRecognizer):
-        def load(self) -> None:
-            pass
-
-        def analyze(self, text, entities, nlp_artifacts=None):  # noqa: ANN001
-            return [
-                Result(pat.kind, start, end, pat.score)
-                for pat in SECRET_PATTERNS
-                if pat.kind in entities
-                for start, end in pat.spans(text)
-            ]
-
     nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
     nlp.load()
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -165,10 +152,40 @@ def _build_engine() -> AnalyzerEngine:
         UsSsnRecognizer(),
         UkNinoRecognizer(),
         CryptoRecognizer(),
-        SecretRecognizer(supported_entities=sorted(SECRET_KINDS), name="EnclaveSecrets"),
     ):
         registry.add_recognizer(recognizer)
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+
+
+# Per kind, a check that is true for every text in which its recognizer (as configured
+# above, with presidio's case-insensitive flags) can find something: each is a looser
+# form of the recognizer's own pattern. tests/security/test_egress_scan.py compares the
+# scan with and without them.
+_LOOSE: dict[str, Callable[[str], object]] = {
+    "EMAIL_ADDRESS": lambda text: "@" in text,
+    # 13 to 19 digits, single "-" or " " between groups.
+    "CREDIT_CARD": re.compile(r"\d(?:[- ]?\d){12}").search,
+    # Country, check digits, then at least two groups of four.
+    "IBAN_CODE": re.compile(r"[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2}", re.IGNORECASE).search,
+    # A dotted quad, or two colons with at most four hex digits between (every IPv6 form
+    # the address check keeps has at least two colons).
+    "IP_ADDRESS": re.compile(
+        r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d|:[0-9a-f]{0,4}:", re.IGNORECASE
+    ).search,
+    # Only the windows around long digit runs are ever searched (ProsePhoneRecognizer).
+    "PHONE_NUMBER": lambda text: bool(_phone_windows(text)),
+    # Nine digits with at most one separator between any two (every SSN pattern).
+    "US_SSN": re.compile(r"\d(?:[- .]?\d){8}").search,
+    "UK_NINO": re.compile(r"[a-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[a-d]", re.IGNORECASE).search,
+    # "1…", "3…" or "bc1…" and at least 25 more letters or digits.
+    "CRYPTO": re.compile(r"[13][a-z0-9]{25}", re.IGNORECASE).search,
+}
+
+
+def candidates(text: str, entities: list[str]) -> list[str]:
+    """Those of `entities` that `text` may hold: a recognizer left out here would have
+    found nothing."""
+    return [e for e in entities if e not in _LOOSE or _LOOSE[e](text)]
 
 
 def _phone_windows(text: str) -> list[tuple[int, int, list[tuple[int, int]]]]:

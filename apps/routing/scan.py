@@ -6,20 +6,27 @@ never the matched text.
 
 Personal data comes from presidio-analyzer (apps/routing/pii.py, loaded lazily: call its
 `warm_up()` at process start to pay that early), credentials from our own patterns
-(apps/routing/secret_patterns.py); both run in one presidio engine, and overlapping
-findings are merged here.
+(apps/routing/secret_patterns.py); overlapping findings are merged here.
 
-Errors are never swallowed: the egress gate treats an exception as "deny".
+The egress gate scans every part of what would leave, passages included, so the scan is
+kept cheap: a pattern or recognizer runs only where a looser check says it could match
+(most text holds no candidate at all), phone numbers — libphonenumber, most of the cost —
+are looked for only outside what was already found, and results are kept per text (a
+passage is scanned when the payload is built and again in the decision; the system
+prompt and earlier turns repeat from question to question).
+
+Errors are never swallowed (nor kept): the egress gate treats an exception as "deny".
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.routing import pii
-from apps.routing.secret_patterns import SECRET_KINDS
+from apps.routing.secret_patterns import REDACTED_PREFIX, SECRET_KINDS, SECRET_PATTERNS
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,10 @@ _PRIORITY = {
     "PHONE_NUMBER": 12,
 }
 
-_ENTITIES = sorted(ALL_KINDS)
+_PII_ENTITIES = sorted(pii.PII_KINDS)
+_PHONE = "PHONE_NUMBER"
+# Texts whose findings are kept (a few MB at most: passages are ~1,000 characters).
+_CACHE_SIZE = 2048
 
 
 def scan(text: str) -> list[Finding]:
@@ -68,16 +78,50 @@ def scan(text: str) -> list[Finding]:
         raise TypeError(f"scan() needs str, got {type(text).__name__}")
     if not text:
         return []
-    results = pii.analyze(text, _ENTITIES)
-    raw: list[Finding] = []
-    for r in results:
+    return list(_scan(text))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _scan(text: str) -> tuple[Finding, ...]:
+    lowered = text.lower()
+    raw = [
+        Finding(pattern.kind, start, end, pattern.score)
+        for pattern in SECRET_PATTERNS
+        if pattern.may_match(lowered)
+        for start, end in pattern.spans(text)
+    ]
+    entities = pii.candidates(text, _PII_ENTITIES)
+    others = [e for e in entities if e != _PHONE]
+    if others:
+        raw += _personal(text, text, others)
+    if _PHONE in entities:
+        # A phone number is looked for only outside what is already found: the digits of
+        # an IBAN or a card are not read again as a phone number (with its retries).
+        raw += _personal(text, _masked(text, raw), [_PHONE])
+    return tuple(_merge(raw))
+
+
+def _personal(text: str, searched: str, entities: list[str]) -> list[Finding]:
+    found: list[Finding] = []
+    for r in pii.analyze(searched, entities):
         threshold = pii.PII_THRESHOLDS.get(r.entity_type, 0.0)
         if r.entity_type not in ALL_KINDS or r.score < threshold:
             continue
         if not (0 <= r.start < r.end <= len(text)):
             raise ValueError(f"scanner returned a span outside the text: {r.start}..{r.end}")
-        raw.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
-    return _merge(raw)
+        found.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+    return found
+
+
+def _masked(text: str, findings: list[Finding]) -> str:
+    """`text` with each finding's span overwritten, same length (offsets hold): "|" is no
+    digit, letter or phone separator, so nothing masked joins a number."""
+    if not findings:
+        return text
+    chars = list(text)
+    for f in findings:
+        chars[f.start : f.end] = "|" * (f.end - f.start)
+    return "".join(chars)
 
 
 def _better(a: Finding, b: Finding) -> Finding:
@@ -111,7 +155,7 @@ def redact(text: str, findings: list[Finding]) -> str:
         if not (0 <= f.start < f.end <= len(text)):
             raise ValueError(f"finding {f.kind} {f.start}..{f.end} lies outside the text")
         out.append(text[pos : f.start])
-        out.append(f"[REDACTED:{f.kind}]")
+        out.append(f"{REDACTED_PREFIX}{f.kind}]")
         pos = f.end
     out.append(text[pos:])
     return "".join(out)
@@ -120,4 +164,3 @@ def redact(text: str, findings: list[Finding]) -> str:
 def kinds(findings: Iterable[Finding | Any]) -> list[str]:
     """Sorted unique kinds: safe to show in reasons and to write to the audit."""
     return sorted({f.kind for f in findings})
-

@@ -18,14 +18,18 @@ from dataclasses import dataclass
 
 _B62 = r"A-Za-z0-9"
 
+# What a redacted span becomes: "[REDACTED:KIND]" (apps/routing/scan.py writes it).
+REDACTED_PREFIX = "[REDACTED:"
+
 
 def _has_digit_and_letter(value: str) -> bool:
     return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
 
 
 def _is_placeholder(value: str) -> bool:
-    """${ENV}, <your-key>, {{ var }}, %s, *****: the shape of a value, not a value."""
-    return value.startswith(("$", "<", "{", "%")) or set(value) <= set("*xX._-")
+    """${ENV}, <your-key>, {{ var }}, %s, *****, and our own [REDACTED:KIND]: the shape of
+    a value, not a value (so redacted text scanned again passes)."""
+    return value.startswith(("$", "<", "{", "%", REDACTED_PREFIX)) or set(value) <= set("*xX._-")
 
 
 def _looks_like_secret_value(value: str) -> bool:
@@ -71,6 +75,14 @@ class SecretPattern:
     score: float
     group: int = 0  # the span reported (0: the whole match)
     validate: Callable[[str], bool] | None = None  # called with the group's text
+    # Lower-case literals of which every match holds one: where none occurs the regex is
+    # not run (most text holds none, and a regex that starts with a look-behind is tried
+    # at every position). Empty: always run.
+    hints: tuple[str, ...] = ()
+
+    def may_match(self, lowered: str) -> bool:
+        """False when `lowered` (the text, lower-cased) cannot hold a match."""
+        return not self.hints or any(h in lowered for h in self.hints)
 
     def spans(self, text: str) -> Iterator[tuple[int, int]]:
         """Where in `text` this pattern finds a credential that passes its check."""
@@ -87,8 +99,9 @@ def _secret(
     *,
     group: int = 0,
     validate: Callable[[str], bool] | None = None,
+    hints: tuple[str, ...] = (),
 ) -> SecretPattern:
-    return SecretPattern(kind, re.compile(regex, flags), score, group, validate)
+    return SecretPattern(kind, re.compile(regex, flags), score, group, validate, hints)
 
 
 # PEM/PGP private key blocks; an unterminated block runs to the end of the text.
@@ -120,26 +133,71 @@ _KEY_ASSIGNED = (
 )
 
 SECRET_PATTERNS: tuple[SecretPattern, ...] = (
-    _secret("PRIVATE_KEY", 1.0, _PRIVATE_KEY_BLOCK, re.DOTALL),
-    _secret("API_KEY", 0.95, _SK_KEY),
-    _secret("API_KEY", 0.95, r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}(?![\w-])"),  # Google
-    _secret("API_KEY", 0.95, rf"(?<![\w-])(?:sk|rk)_(?:live|test)_[{_B62}]{{16,}}"),  # Stripe
-    _secret("API_KEY", 0.9, r"(?<![\w-])hf_[A-Za-z0-9]{30,}(?![\w-])"),  # Hugging Face
-    _secret("API_KEY", 0.95, r"(?<![\w-])glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab
-    _secret("AWS_ACCESS_KEY", 0.95, _AWS_KEY_ID),
-    _secret("GITHUB_TOKEN", 0.95, _GITHUB_CLASSIC),
-    _secret("GITHUB_TOKEN", 0.95, r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,}"),  # fine-grained
+    _secret("PRIVATE_KEY", 1.0, _PRIVATE_KEY_BLOCK, re.DOTALL, hints=("-----begin ",)),
+    _secret("API_KEY", 0.95, _SK_KEY, hints=("sk-",)),
+    _secret(
+        "API_KEY", 0.95, r"(?<![\w-])AIza[0-9A-Za-z_\-]{35}(?![\w-])", hints=("aiza",)
+    ),  # Google
+    _secret(
+        "API_KEY",
+        0.95,
+        rf"(?<![\w-])(?:sk|rk)_(?:live|test)_[{_B62}]{{16,}}",
+        hints=("sk_", "rk_"),
+    ),  # Stripe
+    _secret(
+        "API_KEY", 0.9, r"(?<![\w-])hf_[A-Za-z0-9]{30,}(?![\w-])", hints=("hf_",)
+    ),  # Hugging Face
+    _secret("API_KEY", 0.95, r"(?<![\w-])glpat-[A-Za-z0-9_\-]{20,}", hints=("glpat-",)),  # GitLab
+    _secret(
+        "AWS_ACCESS_KEY",
+        0.95,
+        _AWS_KEY_ID,
+        hints=("akia", "asia", "abia", "acca", "aida", "aroa"),
+    ),
+    _secret("GITHUB_TOKEN", 0.95, _GITHUB_CLASSIC, hints=("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    _secret(
+        "GITHUB_TOKEN", 0.95, r"(?<![\w-])github_pat_[A-Za-z0-9_]{22,}", hints=("github_pat_",)
+    ),  # fine-grained
     # Slack bot/user/app/refresh tokens.
     _secret(
-        "SLACK_TOKEN", 0.95, r"(?<![\w-])(?:xox[baprse]|xapp)-[A-Za-z0-9-]{10,}",
+        "SLACK_TOKEN",
+        0.95,
+        r"(?<![\w-])(?:xox[baprse]|xapp)-[A-Za-z0-9-]{10,}",
         validate=_has_digit_and_letter,
-    ),  # fmt: skip
-    _secret("JWT", 1.0, _JWT, validate=_is_jwt),
-    _secret("BEARER_TOKEN", 0.9, _BEARER, re.I, group=1, validate=_has_digit_and_letter),
-    _secret("BASIC_AUTH", 0.9, _BASIC, re.I, group=1),
-    _secret("PASSWORD_IN_URL", 0.95, _URL_USERINFO, group=1, validate=_url_password),
-    _secret("PASSWORD", 0.8, _PW_ASSIGNED, re.I, group=1, validate=_looks_like_password),
-    _secret("SECRET", 0.8, _KEY_ASSIGNED, re.I, group=1, validate=_looks_like_secret_value),
+        hints=("xox", "xapp-"),
+    ),
+    _secret("JWT", 1.0, _JWT, validate=_is_jwt, hints=("eyj",)),
+    _secret(
+        "BEARER_TOKEN",
+        0.9,
+        _BEARER,
+        re.I,
+        group=1,
+        validate=_has_digit_and_letter,
+        hints=("bearer",),
+    ),
+    _secret("BASIC_AUTH", 0.9, _BASIC, re.I, group=1, hints=("basic",)),
+    _secret(
+        "PASSWORD_IN_URL", 0.95, _URL_USERINFO, group=1, validate=_url_password, hints=("://",)
+    ),
+    _secret(
+        "PASSWORD",
+        0.8,
+        _PW_ASSIGNED,
+        re.I,
+        group=1,
+        validate=_looks_like_password,
+        hints=("passw", "passp", "pwd"),
+    ),
+    _secret(
+        "SECRET",
+        0.8,
+        _KEY_ASSIGNED,
+        re.I,
+        group=1,
+        validate=_looks_like_secret_value,
+        hints=("key", "secret", "token", "credential"),
+    ),
 )
 
 SECRET_KINDS: frozenset[str] = frozenset(p.kind for p in SECRET_PATTERNS)

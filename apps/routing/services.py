@@ -10,9 +10,9 @@ from django.db.models import F
 
 from apps.audit.services import audit_record
 from apps.routing.decision import Decision, ExternalRequest
-from apps.routing.gate import _today
+from apps.routing.limits import asker_groups, today
 from apps.routing.llm import StreamResult
-from apps.routing.models import EgressPolicy, ProviderAccess, ProviderUsage
+from apps.routing.models import AskerUsage, EgressPolicy, ProviderAccess, ProviderUsage
 from apps.routing.providers import Provider
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ def decision_record(
             "payload_sha256": decision.payload_sha256,
             "labels": decision.labels,
             "findings": decision.findings,
+            "findings_by_part": decision.findings_by_part,
             "redactions": request.redactions,
+            "redacted_by_part": request.redacted_by_part,
             "chunks": request.chunks,
         },
     )
@@ -153,15 +155,27 @@ def external_call_record(
     result: StreamResult,
     error: str,
 ) -> None:
-    """Count the call against today's budget and audit it, in one transaction."""
+    """Count the call against today's budgets (the provider's, the asker's and each of
+    their groups' that may use it) and audit it, in one transaction."""
     tokens = result.prompt_tokens + result.completion_tokens
     cost = provider.cost(tokens)
     with transaction.atomic():
         if result.sent_sha256:  # something left: it counts, answered or not
-            usage, _ = ProviderUsage.objects.get_or_create(provider=provider.name, day=_today())
+            day = today()
+            usage, _ = ProviderUsage.objects.get_or_create(provider=provider.name, day=day)
             ProviderUsage.objects.filter(pk=usage.pk).update(
                 tokens=F("tokens") + tokens, cost=F("cost") + cost, calls=F("calls") + 1
             )
+            subjects = [(AskerUsage.Scope.USER, user.pk)] + [
+                (AskerUsage.Scope.GROUP, group.pk) for group in asker_groups(user, provider.name)
+            ]
+            for scope, subject_id in subjects:
+                row, _ = AskerUsage.objects.get_or_create(
+                    provider=provider.name, day=day, scope=scope, subject_id=subject_id
+                )
+                AskerUsage.objects.filter(pk=row.pk).update(
+                    tokens=F("tokens") + tokens, cost=F("cost") + cost, calls=F("calls") + 1
+                )
         llm_call_record(
             user=user,
             conversation=conversation,

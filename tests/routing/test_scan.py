@@ -270,17 +270,23 @@ def test_empty_text_and_wrong_type():
         scan(b"jane@example.com")  # type: ignore[arg-type]
 
 
-def test_internal_errors_propagate(monkeypatch):
-    # A broken recognizer must surface as an exception: the gate reads it as "deny".
+def test_internal_errors_propagate_and_are_not_kept(monkeypatch):
+    # A broken recognizer must surface as an exception: the gate reads it as "deny". The
+    # scanner keeps results per text, never an error: the same text scans once fixed.
     engine = scanner._engine()
-    recognizer = engine.registry.recognizers[-1]
+    recognizer = next(
+        r for r in engine.registry.recognizers if "EMAIL_ADDRESS" in r.supported_entities
+    )
+    text = f"Write to crash-{id(monkeypatch)}@example.com today."
 
     def broken(*args, **kwargs):
         raise RuntimeError("recognizer crashed")
 
     monkeypatch.setattr(recognizer, "analyze", broken)
     with pytest.raises(RuntimeError, match="recognizer crashed"):
-        scan("anything at all")
+        scan(text)
+    monkeypatch.undo()
+    assert kinds(scan(text)) == ["EMAIL_ADDRESS"]
 
 
 def test_module_import_does_not_import_presidio():
