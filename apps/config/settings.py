@@ -150,13 +150,14 @@ LOGIN_FAILURE_WINDOW_SECONDS = env.integer("LOGIN_FAILURE_WINDOW_SECONDS", defau
 QUESTION_RATE_PER_MINUTE = env.integer("QUESTION_RATE_PER_MINUTE", default=20)
 
 # Content-Security-Policy (django-csp 4): scripts and styles from our own static files only,
-# no inline script or event handler anywhere, nothing framed, no plugins.
+# no inline script or event handler anywhere, nothing framed, no plugins, and images only
+# from our own origin (an answer never makes the browser fetch from elsewhere).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'"],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
