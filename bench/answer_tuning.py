@@ -109,42 +109,72 @@ def main(paths: list[Path]) -> None:
 
     print("\n# evidence recall (quotes hold an answer), worst set first")
     grid = []
-    for words, place, lead, quotes, within in itertools.product(
-        (0.0, 0.2, 0.35, 0.5), (0.0, 0.05, 0.1), (0.0, 0.03, 0.06), (1, 2, 3), (0.05, 0.1, 1.0)
+    for words, place, lead, section, quotes in itertools.product(
+        (0.2, 0.35, 0.5), (0.0, 0.05, 0.1), (0.0, 0.03, 0.06), (0.0, 0.1, 0.2, 0.4), (2, 3)
     ):
-        w = replace(DEFAULT_WEIGHTS, words=words, place=place, lead=lead, quotes=quotes,
-                    keep_within=within)
+        w = replace(
+            DEFAULT_WEIGHTS, words=words, place=place, lead=lead, section=section, quotes=quotes
+        )
         per = {n: _recall(c, w) for n, c in sets.items()}
-        grid.append((min(per.values()), -quotes, words, place, lead, quotes, within, per))
+        grid.append(
+            (
+                min(per.values()),
+                sum(per.values()),
+                -quotes,
+                words,
+                place,
+                lead,
+                section,
+                quotes,
+                per,
+            )
+        )
     grid.sort(reverse=True)
-    for worst, _, words, place, lead, quotes, within, per in grid[:10]:
+    for worst, _, _, words, place, lead, section, quotes, per in grid[:10]:
         sets_text = " ".join(f"{n}={v:.2f}" for n, v in per.items())
-        print(f"worst={worst:.2f} words={words} place={place} lead={lead} quotes={quotes} "
-              f"within={within}  {sets_text}")
+        print(
+            f"worst={worst:.2f} words={words} place={place} lead={lead} section={section} "
+            f"quotes={quotes}  {sets_text}"
+        )
     default = {n: _recall(c, DEFAULT_WEIGHTS) for n, c in sets.items()}
     print("default:", " ".join(f"{n}={v:.2f}" for n, v in default.items()))
 
     print("\n# abstain accuracy, worst set first")
     rows = []
-    for min_meaning, min_words, slack in itertools.product(
-        [x / 100 for x in range(20, 60, 3)], (0.4, 0.5, 0.6, 0.75, 2.0), (0.1, 0.15, 0.25)
+    for min_meaning, min_words, slack, min_section in itertools.product(
+        [x / 100 for x in range(26, 56, 3)],
+        (0.5, 0.6, 0.75, 2.0),
+        (0.1, 0.15),
+        (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 2.0),
     ):
-        w = replace(DEFAULT_WEIGHTS, min_meaning=min_meaning, min_words=min_words, slack=slack)
+        w = replace(
+            DEFAULT_WEIGHTS,
+            min_meaning=min_meaning,
+            min_words=min_words,
+            slack=slack,
+            min_section=min_section,
+        )
         per = {n: _abstain(c, w) for n, c in sets.items()}
-        rows.append((min(per.values()), min_meaning, min_words, slack, per))
+        rows.append(
+            (min(per.values()), sum(per.values()), min_meaning, min_words, slack, min_section, per)
+        )
     rows.sort(reverse=True)
-    for worst, min_meaning, min_words, slack, per in rows[:10]:
+    for worst, _, min_meaning, min_words, slack, min_section, per in rows[:10]:
         sets_text = " ".join(f"{n}={v:.2f}" for n, v in per.items())
-        print(f"worst={worst:.2f} min_meaning={min_meaning} min_words={min_words} "
-              f"slack={slack}  {sets_text}")
+        print(
+            f"worst={worst:.2f} min_meaning={min_meaning} min_words={min_words} "
+            f"slack={slack} min_section={min_section}  {sets_text}"
+        )
     default = {n: _abstain(c, DEFAULT_WEIGHTS) for n, c in sets.items()}
     print("default:", " ".join(f"{n}={v:.2f}" for n, v in default.items()))
 
     print("\n# follow-ups: evidence recall rewritten vs on their own words (2 quotes)")
     for name, cases in sets.items():
         follow = [c for c in cases if c.alone is not None]
-        print(f"{name}: n={len(follow)} rewritten={_recall(follow, DEFAULT_WEIGHTS):.2f} "
-              f"alone={_recall(follow, DEFAULT_WEIGHTS, field='alone'):.2f}")
+        print(
+            f"{name}: n={len(follow)} rewritten={_recall(follow, DEFAULT_WEIGHTS):.2f} "
+            f"alone={_recall(follow, DEFAULT_WEIGHTS, field='alone'):.2f}"
+        )
 
     if "--misses" in sys.argv:
         from apps.assistant import evidence
@@ -162,9 +192,17 @@ def main(paths: list[Path]) -> None:
     print("\n# score distributions (best sentence meaning / words)")
     for name, cases in sets.items():
         for kind in ("answerable", "follow-up", "unanswerable"):
-            best = sorted(round(max((s.meaning for s in c.sentences), default=-1), 2)
-                          for c in cases if c.kind == kind)
-            print(f"{name} {kind}: {best}")
+            best = sorted(
+                round(max((s.meaning for s in c.sentences), default=-1), 2)
+                for c in cases
+                if c.kind == kind
+            )
+            heads = sorted(
+                round(max((s.section for s in c.sentences), default=-1), 2)
+                for c in cases
+                if c.kind == kind
+            )
+            print(f"{name} {kind}: meaning {best}\n    section {heads}")
 
 
 if __name__ == "__main__":
@@ -172,6 +210,9 @@ if __name__ == "__main__":
         p for p in (ROOT / "eval" / "answers").iterdir() if (p / "qa.jsonl").is_file()
     )
     var = Path(tempfile.mkdtemp(prefix="enclave-bench-answers-"))
-    isolate(db_url=prepare_database("enclave_bench_answers"), var=var,
-            broker="redis://127.0.0.1:6379/14")
+    isolate(
+        db_url=prepare_database("enclave_bench_answers"),
+        var=var,
+        broker="redis://127.0.0.1:6379/14",
+    )
     main(targets)

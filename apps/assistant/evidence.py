@@ -31,9 +31,10 @@ MAX_SENTENCE_CHARS = 600
 @dataclass(frozen=True)
 class EvidenceWeights:
     meaning: float = 1.0
-    words: float = 0.35
+    words: float = 0.2
     place: float = 0.1  # × 1 / the passage's search rank
     lead: float = 0.03  # × 1 / (1 + the sentence's place in its passage)
+    section: float = 0.1  # × the cosine of the query and the passage's section heading
     # A second or third quote must score within this of the first (1.0: no cut; the
     # dev sets' worst recall fell with every cut tried).
     keep_within: float = 1.0
@@ -47,6 +48,8 @@ class EvidenceWeights:
     min_meaning: float = 0.38
     min_words: float = 0.6
     slack: float = 0.15
+    # ...or when a section heading means what the query asks ("Your first day").
+    min_section: float = 0.6
 
 
 DEFAULT_WEIGHTS = EvidenceWeights()
@@ -59,6 +62,7 @@ class Scored:
     text: str  # what is quoted: the sentence (a FAQ's question with its answer)
     meaning: float
     words: float
+    section: float = 0.0
 
     def score(self, weights: EvidenceWeights) -> float:
         return (
@@ -66,6 +70,7 @@ class Scored:
             + weights.words * self.words
             + weights.place / self.n
             + weights.lead / (1 + self.index)
+            + weights.section * self.section
         )
 
 
@@ -135,7 +140,13 @@ def gather(
     units = _units(passages)
     if not units:
         return Evidence(sentences=[], weights=weights)
-    vectors = embed([f"{heading}: {text}" if heading else text for _, _, text, heading in units])
+    sections = [p.get("section") or p.get("title") or "" for p in passages]
+    heads = sorted({h for h in sections if h})
+    texts = [f"{heading}: {text}" if heading else text for _, _, text, heading in units]
+    vectors = embed([*texts, *heads])
+    head_meaning = {
+        h: _cosine(query_vector, v) for h, v in zip(heads, vectors[len(texts) :], strict=True)
+    }
     words = [content_words(f"{heading} {text}") for _, _, text, heading in units]
     idf = _idf(words)
     asked = content_words(query)
@@ -144,12 +155,19 @@ def gather(
             n,
             index,
             text,
-            round(sum(a * b for a, b in zip(query_vector, vector, strict=True)), 4),
+            round(_cosine(query_vector, vector), 4),
             round(_word_share(asked, unit, idf), 4),
+            round(head_meaning.get(sections[n - 1], 0.0), 4),
         )
-        for (n, index, text, _), vector, unit in zip(units, vectors, words, strict=True)
+        for (n, index, text, _), vector, unit in zip(
+            units, vectors[: len(texts)], words, strict=True
+        )
     ]
     return Evidence(sentences=ranked(scored, weights), weights=weights)
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))  # both normalised
 
 
 def ranked(sentences: Sequence[Scored], weights: EvidenceWeights) -> list[Scored]:
@@ -157,8 +175,8 @@ def ranked(sentences: Sequence[Scored], weights: EvidenceWeights) -> list[Scored
 
 
 def select_quotes(ranked_sentences: Sequence[Scored], weights: EvidenceWeights) -> list[Scored]:
-    """The best one to `weights.quotes` sentences, close enough to the best, no repeats;
-    in reading order when they come from one passage, so a list reads as written."""
+    """The best one to `weights.quotes` sentences, close enough to the best, no repeats,
+    best first."""
     quotes: list[Scored] = []
     for s in ranked_sentences:
         if len(quotes) >= weights.quotes:
@@ -170,8 +188,6 @@ def select_quotes(ranked_sentences: Sequence[Scored], weights: EvidenceWeights) 
         if any(s.text in q.text or q.text in s.text for q in quotes):
             continue
         quotes.append(s)
-    if len({q.n for q in quotes}) == 1:
-        return sorted(quotes, key=lambda s: s.index)
     return quotes
 
 
@@ -181,8 +197,11 @@ def answerable(evidence: Evidence) -> bool:
     weights = evidence.weights
     best_meaning = max((s.meaning for s in evidence.sentences), default=-1.0)
     best_words = max((s.words for s in evidence.sentences), default=0.0)
-    return best_meaning >= weights.min_meaning or (
-        best_words >= weights.min_words and best_meaning >= weights.min_meaning - weights.slack
+    best_section = max((s.section for s in evidence.sentences), default=-1.0)
+    return (
+        best_meaning >= weights.min_meaning
+        or (best_words >= weights.min_words and best_meaning >= weights.min_meaning - weights.slack)
+        or best_section >= weights.min_section
     )
 
 

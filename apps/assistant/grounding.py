@@ -53,8 +53,12 @@ class Check:
         }
 
 
-def _supported_by(claim: str, vector: Sequence[float] | None, passage: dict[str, Any],
-                  passage_vectors: list[list[float]]) -> bool:
+def _supported_by(
+    claim: str,
+    vector: Sequence[float] | None,
+    passage: dict[str, Any],
+    passage_vectors: list[list[float]],
+) -> bool:
     text = passage["text"]
     heading = f"{passage.get('title', '')} {passage.get('section', '')}"
     if not numbers(claim) <= numbers(f"{heading} {text}"):

@@ -29,10 +29,7 @@ def evidence_html(message: Message) -> str:
     items = format_html_join(
         "",
         '<li>“{}” <a class="cite" href="{}" title="{}">[{}]</a></li>',
-        (
-            (e["text"], _link(message, e["n"]), e.get("title", ""), e["n"])
-            for e in message.evidence
-        ),
+        ((e["text"], _link(message, e["n"]), e.get("title", ""), e["n"]) for e in message.evidence),
     )
     return format_html(
         '<div class="evidence"><p class="msg-meta">From the documents:</p><ul>{}</ul></div>',

@@ -1,8 +1,9 @@
 """Asking a question: search what the asker may read (a follow-up as the standalone query
 it stands for), quote the best evidence, prompt the local model with the sentences that
-matter, stream, check the answer against the passages, cite, record; then, when the local answer cannot stand, the stronger model if the gate
-allows (apps/assistant/escalation.py). Every step that matters writes its audit event in
-the same transaction as the row it changes.
+matter, stream, check the answer against the passages, cite, record; then, when the local
+answer cannot stand, the stronger model if the gate allows (apps/assistant/escalation.py).
+Every step that matters writes its audit event in the same transaction as the row it
+changes.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.assistant.audit_events import chat_event, passage_public
 from apps.assistant import evidence as evidence_mod
 from apps.assistant import grounding
+from apps.assistant.audit_events import chat_event, passage_public
 from apps.assistant.auto_escalation import escalation_trigger
 from apps.assistant.escalation import escalate
 from apps.assistant.followup import SearchQuery, search_query
@@ -27,8 +28,8 @@ from apps.assistant.selectors import conversation_history, earlier_search_querie
 from apps.assistant.streaming import AnswerModel, StreamEvent, reply_without_model, stream_reply
 from apps.core import metrics as core_metrics
 from apps.knowledge.points import Hit
-from apps.retrieval.embeddings import embed_query
 from apps.knowledge.selectors import document_labels
+from apps.retrieval.embeddings import embed_query
 from apps.retrieval.store import StoreError
 from apps.routing import services as routing
 from apps.routing.llm import StreamResult, local_endpoint, stream_chat
@@ -68,7 +69,8 @@ class QuestionRejected(ValueError):
 
 
 def question_clean(question: str) -> str:
-    text = (question or "").strip()
+    # A NUL means nothing in a question, and PostgreSQL text cannot store one.
+    text = (question or "").replace("\x00", "").strip()
     if not text:
         raise QuestionRejected("Type a question first.")
     limit = settings.QUESTION_MAX_CHARS
@@ -157,9 +159,7 @@ def _nothing_relevant(query: SearchQuery, passages: list[dict[str, Any]]) -> str
             titles.append(p["title"])
     text = f"{NOTHING_RELEVANT}\n\nSearched for: “{query.text}”."
     if titles:
-        text += " Nearest documents: " + "; ".join(
-            f"“{t}”" for t in titles[:NEAREST_TITLES]
-        ) + "."
+        text += " Nearest documents: " + "; ".join(f"“{t}”" for t in titles[:NEAREST_TITLES]) + "."
     return text
 
 

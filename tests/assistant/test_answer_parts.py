@@ -62,10 +62,14 @@ def test_list_items_and_sentences_are_units_with_their_own_words():
 
 
 def test_a_faq_question_is_quoted_with_its_answer():
-    faq = {"title": "FAQ", "section": "", "text": "How long does the battery last? About 9 hours "
-           "of normal work. How long does charging take? 55 minutes."}
-    found = _gather("How long will the robot run on one charge?", [faq])
-    assert found.quotes[0].text.startswith("How long does the battery last? About 9 hours")
+    faq = {
+        "title": "FAQ",
+        "section": "",
+        "text": "How long does the battery last? About 9 hours "
+        "of normal work. How long does charging take? 55 minutes.",
+    }
+    found = _gather("How many hours will the battery keep going?", [faq])
+    assert found.quotes[0].text == "How long does the battery last? About 9 hours of normal work."
 
 
 def test_numbers_ignore_thousands_separators():
@@ -119,8 +123,12 @@ def test_a_question_the_passages_do_not_answer_is_not_answerable():
 
 
 def test_the_model_reads_the_best_sentences_with_their_neighbours_not_whole_chunks():
-    long_day = {**FIRST_DAY, "text": "Welcome to Northwind. " + FIRST_DAY["text"]
-                + " On Friday the team takes you out for lunch."}
+    long_day = {
+        **FIRST_DAY,
+        "text": "Welcome to Northwind. "
+        + FIRST_DAY["text"]
+        + " On Friday the team takes you out for lunch.",
+    }
     found = _gather("Who gives me my laptop?", [TRAVEL, long_day])
     weights = evidence.EvidenceWeights(context_passages=1, context_sentences=1)
     found = evidence.Evidence(evidence.ranked(found.sentences, weights), weights)
@@ -175,8 +183,16 @@ def _answer(content, evidence_items, check):
     )
 
 
-QUOTE = [{"text": "Every full-time employee gets 27 days of annual leave a year.", "n": 1,
-          "chunk_id": "c-leave", "document_id": 1, "title": "Employee Handbook", "score": 1.0}]
+QUOTE = [
+    {
+        "text": "Every full-time employee gets 27 days of annual leave a year.",
+        "n": 1,
+        "chunk_id": "c-leave",
+        "document_id": 1,
+        "title": "Employee Handbook",
+        "score": 1.0,
+    }
+]
 
 
 def test_an_unsupported_sentence_is_shown_marked():
@@ -203,7 +219,9 @@ def test_when_most_of_the_answer_is_unsupported_the_evidence_stands_alone():
 
 
 def test_evidence_is_escaped_not_rendered():
-    hostile = [{**QUOTE[0], "text": '<img src="https://attacker.example/x"> [see](https://a.example)'}]
+    hostile = [
+        {**QUOTE[0], "text": '<img src="https://attacker.example/x"> [see](https://a.example)'}
+    ]
     html = answer_html(_answer("", hostile, grounding.Check()))
     assert "<img" not in html and 'href="https://a.example"' not in html
     assert "&lt;img" in html

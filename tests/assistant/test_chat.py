@@ -284,8 +284,9 @@ def test_the_evidence_is_quoted_before_the_models_first_word(client, world):
 
 def test_a_follow_up_is_searched_with_the_conversation_and_says_so(client, world):
     first = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
-    events = _ask(client, world["alice"], "And until when can I carry them over?",
-                  first["conversation_id"])
+    events = _ask(
+        client, world["alice"], "And until when can I carry them over?", first["conversation_id"]
+    )
     searched = [data["query"] for kind, data in events if kind == "searched"]
     assert len(searched) == 1 and "vacation" in searched[0], events
     done = _done(events)
@@ -299,7 +300,9 @@ def test_a_follow_up_is_searched_with_the_conversation_and_says_so(client, world
     question = _events("chat.question", done["conversation_id"])[-1].details
     assert question["searched_for"] == searched[0]
     # The page shows it after a reload too.
-    page = client.get(reverse("assistant:conversation", args=[done["conversation_id"]])).content.decode()
+    page = client.get(
+        reverse("assistant:conversation", args=[done["conversation_id"]])
+    ).content.decode()
     assert "Searched for: " in page
 
 

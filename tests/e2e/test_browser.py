@@ -241,3 +241,62 @@ def test_admin_employee_and_compliance_officer_in_a_real_browser(
     steps["3 audit filter, CSV, verify"] = time.monotonic() - started - sum(steps.values())
     timings = ", ".join(f"{name}: {seconds:.1f} s" for name, seconds in steps.items())
     print(f"browser journey {time.monotonic() - started:.1f} s ({timings}); screenshots: {shots}")
+
+
+DEMO = ROOT / "apps" / "knowledge" / "demo"
+# The three questions of issue 13, asked as a new employee of the demo company would, in
+# one conversation; the third only makes sense after the first.
+DEMO_QUESTIONS = [
+    ("How many vacation days do I get?", "employee-handbook.md", ("27",)),
+    ("What should I do on my first day?", "onboarding-guide.docx", ()),
+    ("And can I carry them over to next year?", "employee-handbook.md", ("5", "31 March")),
+]
+
+
+def test_the_demo_questions_are_answered_with_the_evidence_first(live_server, browser, people):
+    """The demo's handbook and onboarding guide, then the three questions in the browser:
+    each answer opens with quotes from the right document (the number itself for the first),
+    the follow-up is searched with the conversation and says so."""
+    handbook = services.collection_create(
+        name="Company handbook", actor=people["kim"], default_label=Label.INTERNAL,
+        groups=list(people["eli"].groups.exclude(name=EMPLOYEE)),
+    )  # fmt: skip
+    from django.core.files.base import ContentFile
+
+    from tests.conftest import wait_for_documents
+
+    ids = []
+    for name in ("employee-handbook.md", "onboarding-guide.docx"):
+        doc, _ = services.document_create(
+            collection=handbook,
+            upload=ContentFile((DEMO / name).read_bytes(), name=name),
+            user=people["kim"],
+        )
+        ids.append(doc.pk)
+    docs = wait_for_documents(ids)
+    assert {d.status for d in docs.values()} == {"indexed"}, docs
+    titles = {d.original_name: d.title for d in docs.values()}
+
+    context, page = _sign_in(browser, live_server.url, "eli")
+    page.goto(f"{live_server.url}/chat/")
+    for turn, (question, source, facts) in enumerate(DEMO_QUESTIONS):
+        asked = time.monotonic()
+        page.fill("textarea[name=question]", question)
+        page.click("#ask-form button[type=submit]")
+        box = page.locator(".msg-assistant").nth(turn)
+        box.locator(".evidence-stream li, .evidence li").first.wait_for(timeout=WAIT_MS)
+        evidence_s = time.monotonic() - asked
+        done = page.locator(".msg-assistant:not(.status-streaming)").nth(turn)
+        done.wait_for(timeout=WAIT_MS)
+        quotes = done.locator(".evidence li")
+        quoted = " ".join(quotes.all_inner_texts())
+        assert quotes.count() >= 1, done.inner_text()
+        for fact in facts:
+            assert fact in quoted, (question, quoted)
+        # A quote's link opens a passage of the document the answer is in.
+        cited = {a.get_attribute("title") for a in done.locator(".evidence a.cite").all()}
+        assert titles[source] in cited, (question, cited)
+        print(f"{question!r}: evidence after {evidence_s:.1f} s")
+    follow_up = page.locator(".msg-assistant").nth(2).locator(".searched").inner_text()
+    assert "vacation" in follow_up.lower(), follow_up
+    context.close()
