@@ -106,6 +106,9 @@ def test_a_conversation_that_retrieved_a_confidential_chunk_never_escalates(clie
     )[0]
     conversation = Conversation.objects.get(pk=first["conversation_id"])
     assert "confidential" in conversation.touched_labels  # recorded by the chat itself
+    # Eve leaves the deal team: the next turn can only retrieve public chunks, so nothing
+    # but the conversation's taint can keep it local.
+    people["eve"].groups.remove(Group.objects.get(name="Deal team"))
     second = _dones(
         _stream(
             client,
@@ -113,11 +116,18 @@ def test_a_conversation_that_retrieved_a_confidential_chunk_never_escalates(clie
             {"question": "When does Pathfinder launch?", "conversation": str(conversation.pk)},
         )
     )[0]
+    asked = Message.objects.get(pk=second["message_id"]).reply_to
+    assert asked.retrieved and {p["label"] for p in asked.retrieved} == {"public"}
     done = _dones(_stream(client, reverse("assistant:escalate", args=[second["message_id"]])))
     assert done[0]["status"] == "kept_local"
     assert fake.requests == [] and CANARY not in fake.bodies_text()
+    decision = AuditEvent.objects.filter(
+        action="routing.decision", conversation_id=str(conversation.pk)
+    ).latest("id")
+    assert decision.details["labels"] == ["public"]  # the passages sent would be public
+    assert [r["code"] for r in decision.details["reasons"]] == ["tainted"]
     text = Message.objects.get(pk=done[0]["message_id"]).content
-    assert "stays on our servers" in text
+    assert "used confidential documents earlier" in text
 
 
 def test_a_clean_public_question_escalates_and_the_sent_bytes_match_the_audit(client, fake, people):
