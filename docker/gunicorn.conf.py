@@ -20,6 +20,11 @@ keepalive = 5
 # Recycle workers now and then (memory fragmentation), staggered so they never all go at once.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = max_requests // 10
+# The request head is capped here (README "Security"); bodies are capped by Django before
+# they are read (UPLOAD_MAX_BYTES, UPLOAD_REQUEST_MAX_BYTES, FORM_MAX_BYTES).
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "100"))
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
 accesslog = "-"
 errorlog = "-"
 # The proxy in front sets X-Forwarded-*; only trust it from the addresses listed here.

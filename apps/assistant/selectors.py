@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.assistant.models import Conversation, Message
@@ -23,7 +25,12 @@ def conversations_of(user: AbstractBaseUser) -> QuerySet[Conversation]:
 
 
 def conversation_for(user: AbstractBaseUser, conversation_id: Any) -> Conversation:
-    return get_object_or_404(Conversation, pk=conversation_id, user=user)
+    """The user's conversation; 404 for anyone else's, and for an id that is no UUID."""
+    try:
+        pk = uuid.UUID(str(conversation_id))
+    except ValueError:
+        raise Http404("No such conversation.") from None
+    return get_object_or_404(Conversation, pk=pk, user=user)
 
 
 def message_for(user: AbstractBaseUser, message_id: int) -> Message:

@@ -30,6 +30,7 @@ class Turn:
 # The page shows at most this many events of one conversation; the event list, filtered
 # by the conversation, pages through the rest.
 PROVENANCE_LIMIT = 2000
+_CONVERSATION_ID_MAX = AuditEvent._meta.get_field("conversation_id").max_length or 0
 
 
 def conversation_provenance(*, conversation_id: str) -> list[Turn]:
@@ -38,6 +39,8 @@ def conversation_provenance(*, conversation_id: str) -> list[Turn]:
     A "question_id" in details ties an event to its question explicitly; otherwise an
     event belongs to the latest question before it.
     """
+    if "\x00" in conversation_id or len(conversation_id) > _CONVERSATION_ID_MAX:
+        return []  # no event can carry it (PostgreSQL text refuses NUL): none to ask for
     events = list(
         AuditEvent.objects.filter(conversation_id=conversation_id).order_by("id")[:PROVENANCE_LIMIT]
     )

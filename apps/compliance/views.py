@@ -25,7 +25,7 @@ from apps.compliance.provenance import PROVENANCE_LIMIT, conversation_provenance
 from apps.compliance.register import model_register
 from apps.compliance.selectors import EventFilter
 from apps.compliance.services import audit_export_begin
-from apps.core.http import AuthenticatedHttpRequest
+from apps.core.http import AuthenticatedHttpRequest, id_param
 from apps.core.roles import PERM_REVIEW_AUDIT
 
 View = Callable[..., HttpResponseBase]
@@ -59,8 +59,7 @@ def _query(request: HttpRequest, **extra: Any) -> str:
 
 
 def _cursor(request: HttpRequest, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return id_param(request.GET.get(name, ""))
 
 
 @require_GET

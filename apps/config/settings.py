@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.bodies.RequestBodyLimitMiddleware",  # 413 before anything reads the body
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
@@ -232,10 +233,20 @@ WHITENOISE_AUTOREFRESH = not STATIC_MANIFEST
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 # --- Uploads and ingestion ------------------------------------------------------------
-UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
-# Django's own request cap must admit several files of the allowed size at once.
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Every body is capped before it is read (README "Security"): by Content-Length in
+# apps/core/bodies.py, each file as it streams to a temporary file in knowledge/uploads.py.
+UPLOAD_MAX_BYTES = env.integer("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+UPLOAD_REQUEST_MAX_BYTES = env.integer(
+    "UPLOAD_REQUEST_MAX_BYTES", default=10 * UPLOAD_MAX_BYTES, low=UPLOAD_MAX_BYTES
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("FORM_MAX_BYTES", default=2_621_440, low=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024  # a request over this streams its files to disk
+FILE_UPLOAD_HANDLERS = [
+    "apps.knowledge.uploads.FileCapHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES", default=200)
 # An archive-based document (DOCX) that unpacks to more than this is refused as a zip bomb.
 UNPACKED_MAX_BYTES = env.int("UNPACKED_MAX_BYTES", default=200 * 1024 * 1024)

@@ -13,3 +13,17 @@ class AuthenticatedHttpRequest(HttpRequest):
     """
 
     user: User
+
+
+# The largest value of a PostgreSQL bigint, the type of every primary key here.
+_MAX_ID = 2**63 - 1
+
+
+def id_param(value: object) -> int | None:
+    """A query or form value as a row id: ASCII digits of a bigint, else None. (str.isdigit
+    alone admits "²", which int() refuses.)"""
+    text = str(value or "")
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= _MAX_ID else None

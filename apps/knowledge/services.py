@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.files import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -27,6 +27,9 @@ from apps.retrieval import store as vector_store
 from apps.retrieval.store.protocol import Filter
 
 logger = logging.getLogger(__name__)
+
+# The unique constraint on a collection's content (Document.Meta).
+DUPLICATE_CONSTRAINT = "document_unique_content_per_collection"
 
 
 class UploadRejected(Exception):
@@ -113,6 +116,33 @@ def collection_set_access(
 # --- Documents ------------------------------------------------------------------------
 
 
+def _refuse_duplicate(*, collection: Collection, sha: str, name: str) -> None:
+    existing = Document.objects.filter(collection=collection, sha256=sha).first()
+    if existing is not None:
+        raise UploadRejected(
+            f"{name} is already in {collection.name} as “{existing.title}” (same content)."
+        )
+
+
+def _insert_unless_duplicate(doc: Document, *, name: str) -> None:
+    """Insert the row; the same content uploaded at the same moment (two tabs, two admins)
+    passes the check above in both requests, and the unique constraint then decides: the
+    loser gets the same sentence as a later duplicate, not an IntegrityError."""
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction stays usable
+            doc.save()
+    except IntegrityError as err:
+        if _constraint_of(err) != DUPLICATE_CONSTRAINT:
+            raise
+        _refuse_duplicate(collection=doc.collection, sha=doc.sha256, name=name)
+        raise  # the other upload rolled back meanwhile: nothing to name; a real error
+
+
+def _constraint_of(err: IntegrityError) -> str:
+    diag = getattr(err.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", "") or ""
+
+
 def document_create(
     *,
     collection: Collection,
@@ -131,11 +161,7 @@ def document_create(
     if label is not None and label not in Label.values:
         raise UploadRejected(f"Unknown label {label!r}; use one of {', '.join(Label.values)}.")
     sha = _sha256_of(upload)
-    existing = Document.objects.filter(collection=collection, sha256=sha).first()
-    if existing is not None:
-        raise UploadRejected(
-            f"{name} is already in {collection.name} as “{existing.title}” (same content)."
-        )
+    _refuse_duplicate(collection=collection, sha=sha, name=name)
     enqueue = EnqueueResult(queued=True)
     stored: list[str] = []
     try:
@@ -151,7 +177,7 @@ def document_create(
             )
             doc.file.save(name, upload, save=False)
             stored.append(doc.file.name or "")
-            doc.save()
+            _insert_unless_duplicate(doc, name=name)
             audit_record(
                 actor=user,
                 action="document.uploaded",

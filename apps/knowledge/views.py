@@ -17,12 +17,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.audit.services import audit_record
-from apps.core.http import AuthenticatedHttpRequest
+from apps.core.http import AuthenticatedHttpRequest, id_param
 from apps.core.labels import Label
 from apps.core.roles import PERM_MANAGE_KNOWLEDGE
 from apps.knowledge import selectors, services
 from apps.knowledge.forms import CollectionForm, LabelForm
 from apps.knowledge.models import Collection, Document
+from apps.knowledge.uploads import RefusedFile, received_files
 from apps.retrieval.store.protocol import StoreError
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,11 @@ def admin_view(view: _View) -> _View:
 
 def _selected_collection(request: HttpRequest) -> Collection | None:
     raw = request.GET.get("collection") or request.POST.get("collection")
-    if raw and str(raw).isdigit():
-        return get_object_or_404(Collection, pk=int(raw))
+    if raw:
+        pk = id_param(raw)
+        if pk is None:
+            raise Http404("No such collection.")
+        return get_object_or_404(Collection, pk=pk)
     return Collection.objects.order_by("name").first()
 
 
@@ -79,7 +83,10 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     label = request.POST.get("label") or None
     results: list[dict[str, object]] = []
     database_down = False
-    for upload_file in request.FILES.getlist("files"):
+    for upload_file in received_files(request, "files"):
+        if isinstance(upload_file, RefusedFile):
+            results.append({"name": upload_file.name, "ok": False, "message": upload_file.message})
+            continue
         if database_down:
             results.append(
                 {"name": upload_file.name, "ok": False, "message": _not_stored(upload_file)}

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Re-exported: the parsers' sentences quote sizes too.
+from apps.core.sizes import human_size as human_size
+
 SUPPORTED_TYPES_SENTENCE = "Supported types are PDF, DOCX, HTML, Markdown and plain text."
 
 
@@ -44,18 +47,6 @@ def clean_text(text: str) -> str:
 
 def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
-
-
-def human_size(n: int) -> str:
-    """Binary units, as the upload limits are configured ("200 MB" is 200 * 1024**2)."""
-    if n >= 1024**3:
-        return f"{n / 1024**3:.1f} GB"
-    if n >= 1024**2:
-        value = n / 1024**2
-        return f"{value:.0f} MB" if n % 1024**2 == 0 or value >= 10 else f"{value:.1f} MB"
-    if n >= 1024:
-        return f"{n / 1024:.0f} KB"
-    return f"{n} bytes"
 
 
 class TextAssembler:
