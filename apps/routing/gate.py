@@ -22,8 +22,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
-
 from apps.core import metrics as core_metrics
 from apps.core.labels import Label
 from apps.knowledge.selectors import document_labels
@@ -39,7 +37,7 @@ from apps.routing.decision import (
 from apps.routing.llm import StreamResult, stream_chat
 from apps.routing.models import EgressPolicy
 from apps.routing.prompt import build_prompt
-from apps.routing.providers import Provider
+from apps.routing.providers import Provider, answer_tokens
 from apps.routing.tokens import count_message_tokens
 
 if TYPE_CHECKING:
@@ -94,7 +92,7 @@ def prepare(
         count=count_message_tokens,
         # External models have large windows; keep the request as small as ours anyway.
         context_window=8192,
-        answer_tokens=provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS,
+        answer_tokens=answer_tokens(provider),
     )
     redacted = egress_scan.sent_parts(
         redacted,

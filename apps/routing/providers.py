@@ -62,6 +62,12 @@ def _api_key() -> str:
     return settings.EXTERNAL_LLM_API_KEY
 
 
+def answer_tokens(provider: Provider | None) -> int:
+    """The tokens an external answer may take: the provider's, or the setting's when the
+    provider's configuration could not be read (the prompt is sized all the same)."""
+    return provider.max_tokens if provider else settings.EXTERNAL_LLM_MAX_TOKENS
+
+
 def external_provider() -> Provider | None:
     """The configured provider, or None: then escalation is unavailable."""
     kind = settings.EXTERNAL_LLM_KIND

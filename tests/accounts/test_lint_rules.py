@@ -38,6 +38,14 @@ def view(cursor, name, text):
 @csrf_exempt
 def hook(request):
     return None
+
+
+def provider_key(settings, os, name):
+    settings.EXTERNAL_LLM_API_KEY
+    getattr(settings, "EXTERNAL_LLM_API_KEY")
+    getattr(settings, "EXTERNAL_" + name)
+    os.environ["EXTERNAL_LLM_API_KEY"]
+    getattr(settings, "DEBUG")  # fine: not the provider's
 """
 
 
@@ -87,3 +95,10 @@ def test_mark_safe_only_on_literals(findings):
 
 def test_csrf_exempt_is_refused(findings):
     assert 20 in _lines(findings["no-csrf-exempt"], "apps/assistant/leak.py")
+
+
+def test_provider_settings_are_read_only_in_routing(findings):
+    hits = findings["provider-settings-outside-routing"]
+    assert _lines(hits, "apps/assistant/leak.py") == {26, 27, 28, 29}
+    # One place reads them, apps/routing/providers.py; the rest of routing does not either.
+    assert _lines(hits, "apps/routing/provider.py") == {26, 27, 28, 29}
