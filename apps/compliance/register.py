@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from apps.compliance.usage import model_usage_counts
 from apps.core.labels import Label
 from apps.routing.gate import current_policy, non_sensitive
+from apps.routing.locality import local_model_locality
 from apps.routing.providers import external_provider
 
 # Licences of the models Enclave ships or documents, by a substring of the model name.
@@ -43,6 +44,7 @@ class ModelCard:
     questions_answered: int | None  # None: not a model that answers questions
     calls: int = 0  # llm.call events naming it
     configured: bool = True
+    warning: str = ""  # e.g. a "local" model on a public address
 
     @property
     def on_premises(self) -> bool:
@@ -129,11 +131,15 @@ def model_register() -> ModelRegister:
 
     local_model = settings.LOCAL_LLM_MODEL
     local_url = settings.LOCAL_LLM_BASE_URL or "llama.cpp server on this host"
+    locality = local_model_locality()
     cards.append(
         ModelCard(
             name=local_model,
             purpose="answers (default)",
-            where=ON_PREMISES,
+            where=f"a public address: {', '.join(locality.public)}"
+            if locality.is_public
+            else ON_PREMISES,
+            warning=locality.warning,
             endpoint=local_url,
             licence=_licence(local_model),
             version=(

@@ -21,6 +21,7 @@ from django.db import connections
 
 from apps.retrieval.store import Filter, build_store
 from apps.routing.llm import local_endpoint
+from apps.routing.locality import PUBLIC_WARNING, local_model_locality
 
 
 class CheckFailed(Exception):
@@ -111,11 +112,23 @@ def _ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
+def _location() -> dict[str, Any]:
+    """Whether the local model's address is public (apps/routing/locality.py). Said
+    without the host or its addresses: /readyz answers anyone; the log and the model
+    register name them."""
+    locality = local_model_locality()
+    if locality.is_public:
+        return {"public": True, "warning": PUBLIC_WARNING}
+    return {"public": False} if not locality.error else {"public": None, "error": "unresolved"}
+
+
 def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
-    """(all up?, {part: {"status": "up"|"down", "ms": ..., "error"?: ...}})."""
+    """(all up?, {part: {"status": "up"|"down", "ms": ..., "error"?: ...}}); the local
+    model's part also says whether its address is public ("location")."""
     deadline = settings.READYZ_TIMEOUT_SECONDS + 0.5
-    pool = ThreadPoolExecutor(max_workers=len(CHECKS), thread_name_prefix="readyz")
+    pool = ThreadPoolExecutor(max_workers=len(CHECKS) + 1, thread_name_prefix="readyz")
     try:
+        location = pool.submit(_location)
         futures = {name: pool.submit(_run, check) for name, check in CHECKS.items()}
         started = time.monotonic()
         results: dict[str, dict[str, Any]] = {}
@@ -129,6 +142,11 @@ def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
                     "error": f"no answer within {settings.READYZ_TIMEOUT_SECONDS:g} s",
                     "ms": round(deadline * 1000),
                 }
+        try:
+            where = location.result(timeout=max(0.0, deadline - (time.monotonic() - started)))
+        except FutureTimeout:
+            where = {"public": None, "error": "not resolved in time"}
+        results["local_model"]["location"] = where
     finally:
         # Do not wait for a hung check: its thread ends when its own timeout fires.
         pool.shutdown(wait=False, cancel_futures=True)

@@ -30,10 +30,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 only when the database, Redis, the vector store and the local
     model all answer; 503 otherwise, with each part's status."""
     ready, checks = readiness()
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    # Not a reason to take traffic away, but said where an operator looks first.
+    warning = checks["local_model"].get("location", {}).get("warning")
+    if warning:
+        body["warnings"] = [warning]
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 @lru_cache(maxsize=16)
