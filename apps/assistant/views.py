@@ -35,7 +35,7 @@ def chat(request: AuthenticatedHttpRequest, conversation_id: str | None = None) 
     for message in messages:
         # Read by the template only; Message has no such fields.
         message.html = answer_html(message) if message.role == "assistant" else ""  # type: ignore[attr-defined]
-        asked = questions.get(message.reply_to_id) if message.role == "assistant" else None
+        asked = questions.get(message.reply_to_id or 0) if message.role == "assistant" else None
         rewritten = asked is not None and asked.search_query not in ("", asked.content)
         message.searched_for = asked.search_query if rewritten else ""  # type: ignore[attr-defined,union-attr]
     return render(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from apps.accounts.claims import parse_group_map
+from apps.config.csp import CONTENT_SECURITY_POLICY  # noqa: F401 - a setting (django-csp)
 from apps.config.env import Env, network, origin, pattern, redis_database, require
 from apps.retrieval.store import layout
 
@@ -149,24 +150,6 @@ CACHES = {
 LOGIN_FAILURE_LIMIT = env.integer("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.integer("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
 QUESTION_RATE_PER_MINUTE = env.integer("QUESTION_RATE_PER_MINUTE", default=20)
-
-# Content-Security-Policy (django-csp 4): scripts and styles from our own static files only,
-# no inline script or event handler anywhere, nothing framed, no plugins, and images only
-# from our own origin (an answer never makes the browser fetch from elsewhere).
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'"],
-        "connect-src": ["'self'"],
-        "font-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'none'"],
-        "frame-ancestors": ["'none'"],
-        "form-action": ["'self'"],
-    }
-}
 
 # Optional OpenID Connect sign-in (mozilla-django-oidc): on when OIDC_RP_CLIENT_ID is set.
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
@@ -338,7 +321,7 @@ LOCAL_LLM_TOKENIZER = env.str("LOCAL_LLM_TOKENIZER", default="")
 LOCAL_LLM_API_KEY = env.str("LOCAL_LLM_API_KEY", default="")
 LOCAL_LLM_MAX_TOKENS = env.integer(
     "LOCAL_LLM_MAX_TOKENS",
-    default=384,
+    default=160,
     low=16,
     high=LOCAL_LLM_CONTEXT // 2,
     want="an integer from 16 to half of LOCAL_LLM_CONTEXT",
