@@ -1,6 +1,6 @@
 """Attack: a second way to the provider that the single-path check does not see (issue 15,
 item 8). The check (tests/support/single_path.py, run on the project by
-tests/routing/test_gate.py, and as a semgrep rule by `make lint`) must flag every
+tests/security/test_gate.py, and as a semgrep rule by `make lint`) must flag every
 spelling of a read of the provider's settings outside apps/routing, not only
 `settings.EXTERNAL_…`."""
 
