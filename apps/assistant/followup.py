@@ -24,7 +24,7 @@ _POINTERS = re.compile(
     re.IGNORECASE,
 )
 # A question with fewer content words than this cannot stand on its own.
-STANDALONE_MIN_WORDS = 3
+STANDALONE_MIN_WORDS = 2
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,28 @@ def depends_on_conversation(question: str) -> bool:
     )
 
 
-def search_query(question: str, earlier_queries: list[str]) -> SearchQuery:
-    """The text to search for `question`, given what the earlier questions of the
-    conversation were searched for (oldest first)."""
+# How many earlier questions a follow-up may lean on: "And can I carry them over?" can
+# point past a question in between ("vacation days", then "first day", then this).
+LOOK_BACK = 3
+
+
+def search_queries(question: str, earlier_queries: list[str]) -> list[SearchQuery]:
+    """What to search for `question`, given what the earlier questions of the conversation
+    were searched for (oldest first): the question itself when it stands alone; otherwise
+    the question with the words of each of the last `LOOK_BACK` earlier questions, most
+    recent first. The caller searches each and keeps the one with the best evidence."""
     if not earlier_queries or not depends_on_conversation(question):
-        return SearchQuery(question, rewritten=False)
-    previous = earlier_queries[-1]
+        return [SearchQuery(question, rewritten=False)]
     mine = content_words(question)
-    carried = [w for w in previous.split() if w.strip("?.,!;:").lower() not in mine]
-    return SearchQuery(f"{question} {' '.join(carried)}".strip(), rewritten=True)
+    out: list[SearchQuery] = []
+    for previous in reversed(earlier_queries[-LOOK_BACK:]):
+        carried = [w for w in previous.split() if w.strip("?.,!;:").lower() not in mine]
+        query = SearchQuery(f"{question} {' '.join(carried)}".strip(), rewritten=True)
+        if query not in out:
+            out.append(query)
+    return out
+
+
+def search_query(question: str, earlier_queries: list[str]) -> SearchQuery:
+    """The first of `search_queries`: the question with the previous question's words."""
+    return search_queries(question, earlier_queries)[0]

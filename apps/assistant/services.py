@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from apps.assistant import grounding
 from apps.assistant.audit_events import chat_event, passage_public
 from apps.assistant.auto_escalation import escalation_trigger
 from apps.assistant.escalation import escalate
-from apps.assistant.followup import SearchQuery, search_query
+from apps.assistant.followup import SearchQuery, search_queries
 from apps.assistant.models import Conversation, Message
 from apps.assistant.selectors import conversation_history, earlier_search_queries
 from apps.assistant.streaming import AnswerModel, StreamEvent, reply_without_model, stream_reply
@@ -103,13 +104,13 @@ def ask(
     """
     question = question_clean(question)
     core_metrics.question_asked()  # Prometheus (apps/core/metrics.py)
-    query = search_query(question, earlier_search_queries(conversation))
+    candidates = search_queries(question, earlier_search_queries(conversation))
     with transaction.atomic():
         asked = Message.objects.create(
             conversation=conversation,
             role=Message.Role.USER,
             content=question,
-            search_query=query.text,
+            search_query=candidates[0].text,
         )
         if not conversation.title:
             conversation.title = question[:120]
@@ -119,10 +120,8 @@ def ask(
             action="chat.question",
             conversation=conversation,
             message=asked,
-            details={"question": question, "searched_for": query.text},
+            details={"question": question},
         )
-    if query.rewritten:
-        yield StreamEvent("searched", {"query": query.text})
 
     def without_model(text: str, status: str) -> Iterator[StreamEvent]:
         return reply_without_model(
@@ -130,25 +129,59 @@ def ask(
         )
 
     try:
-        found: Retrieval | None = retrieve(user=user, question=query.text)
+        searched = _search(user, candidates)
     except StoreError as err:
         log.warning("retrieval failed: %s", err)
-        found = None
-    if found is None:
         yield from without_model(SEARCH_UNAVAILABLE, Message.Status.FAILED)
         return
-    passages = [_passage(hit) for hit in found.hits]
-    _note_retrieval(user, conversation, asked, found, passages)
-    if not found.collection_ids:
+    if searched.query.rewritten:
+        yield StreamEvent("searched", {"query": searched.query.text})
+    passages = searched.passages
+    _note_retrieval(user, conversation, asked, searched, [c.text for c in candidates])
+    if not searched.found.collection_ids:
         yield from without_model(NO_COLLECTIONS, Message.Status.NO_CONTEXT)
         return
-    evidence = (
-        evidence_mod.gather(query.text, embed_query(query.text), passages) if passages else None
-    )
-    if evidence is None or not evidence_mod.answerable(evidence):
-        yield from without_model(_nothing_relevant(query, passages), Message.Status.NO_CONTEXT)
+    if searched.evidence is None or not evidence_mod.answerable(searched.evidence):
+        text = _nothing_relevant(searched.query, passages)
+        yield from without_model(text, Message.Status.NO_CONTEXT)
         return
-    yield from _answer_locally(user, conversation, asked, question, passages, evidence)
+    yield from _answer_locally(user, conversation, asked, question, passages, searched.evidence)
+
+
+@dataclass(frozen=True)
+class Searched:
+    query: SearchQuery
+    found: Retrieval
+    passages: list[dict[str, Any]]
+    evidence: evidence_mod.Evidence | None
+
+
+def _search(user: AbstractBaseUser, candidates: list[SearchQuery]) -> Searched:
+    """Search each candidate query (one, unless the question is a follow-up) and keep the
+    one whose best sentence scores highest. Raises StoreError when search cannot run."""
+    best: Searched | None = None
+    for query in candidates:
+        found = retrieve(user=user, question=query.text)
+        passages = [_passage(hit) for hit in found.hits]
+        evidence = (
+            evidence_mod.gather(query.text, embed_query(query.text), passages)
+            if passages
+            else None
+        )
+        here = Searched(query, found, passages, evidence)
+        if best is None or _strength(here) > _strength(best):
+            best = here
+        if not found.collection_ids:
+            break  # nothing readable: no other query will find more
+    assert best is not None  # noqa: S101 - search_queries never returns an empty list
+    return best
+
+
+def _strength(searched: Searched) -> float:
+    ev = searched.evidence
+    if ev is None or not ev.sentences:
+        return float("-inf")
+    return ev.sentences[0].score(ev.weights)
 
 
 def _nothing_relevant(query: SearchQuery, passages: list[dict[str, Any]]) -> str:
@@ -167,11 +200,13 @@ def _note_retrieval(
     user: AbstractBaseUser,
     conversation: Conversation,
     asked: Message,
-    found: Retrieval,
-    passages: list[dict[str, Any]],
+    searched: Searched,
+    tried: list[str],
 ) -> None:
     """Audit what was retrieved and remember its labels (as the database has them now)
-    on the question and the conversation, for the egress gate's taint rule."""
+    on the question and the conversation, for the egress gate's taint rule; and what was
+    searched for (the query kept, and every query tried for a follow-up)."""
+    found, passages = searched.found, searched.passages
     labels = document_labels([p["document_id"] for p in passages])
     for p in passages:
         p["label"] = labels[p["document_id"]]  # the database's word, not the payload's
@@ -180,7 +215,8 @@ def _note_retrieval(
             {"chunk_id": p["chunk_id"], "document_id": p["document_id"], "label": p["label"]}
             for p in passages
         ]
-        asked.save(update_fields=["retrieved"])
+        asked.search_query = searched.query.text
+        asked.save(update_fields=["retrieved", "search_query"])
         touched = set(conversation.touched_labels or []) | set(labels.values())
         if touched != set(conversation.touched_labels or []):
             conversation.touched_labels = sorted(touched)
@@ -191,9 +227,14 @@ def _note_retrieval(
             conversation=conversation,
             message=asked,
             details={
+                "searched_for": searched.query.text,
+                "queries_tried": tried,
                 "mode": found.mode,
                 "collections_searched": len(found.collection_ids),
-                "relevant": found.relevant,
+                # Anything to answer from (apps/assistant/evidence.py), not the dense
+                # score alone (Retrieval.relevant), which refused answerable questions.
+                "relevant": searched.evidence is not None
+                and evidence_mod.answerable(searched.evidence),
                 "chunks": [passage_public(p) for p in passages],
                 "documents": sorted({p["document_id"] for p in passages}),
             },

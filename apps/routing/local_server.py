@@ -85,11 +85,11 @@ def start_server(
     return proc
 
 
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it has not gone in 20 s."""
+def stop_server(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM) to the server's process group, SIGKILL if it has not gone in 20 s."""
     if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
     try:

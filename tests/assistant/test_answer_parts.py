@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from apps.assistant import evidence, grounding
-from apps.assistant.followup import depends_on_conversation, search_query
+from apps.assistant.followup import depends_on_conversation, search_queries, search_query
 from apps.assistant.models import Message
 from apps.assistant.presenters import EVIDENCE_ONLY, UNSUPPORTED_MARK, answer_html, reply_text
 from apps.assistant.sentences import numbers, spans
@@ -102,6 +102,15 @@ def test_a_follow_up_is_searched_with_the_previous_questions_words():
     assert alone.text == "How many vacation days do I get?" and not alone.rewritten
     other = search_query("Who approves expense claims?", ["How many vacation days do I get?"])
     assert other.text == "Who approves expense claims?" and not other.rewritten
+
+
+def test_a_follow_up_is_tried_with_each_of_the_last_three_questions_most_recent_first():
+    earlier = ["Who is my buddy?", "How many vacation days do I get?", "What is the VPN?",
+               "Where do I book trips?"]  # fmt: skip
+    tried = [q.text for q in search_queries("And can I carry them over?", earlier)]
+    assert len(tried) == 3
+    assert "book trips" in tried[0] and "VPN" in tried[1] and "vacation" in tried[2]
+    assert search_queries("How do I book a trip?", earlier)[0].text == "How do I book a trip?"
 
 
 def _gather(question, passages):

@@ -297,13 +297,27 @@ def test_a_follow_up_is_searched_with_the_conversation_and_says_so(client, world
     assert "March 31" in quoted, quoted
     asked = Message.objects.get(pk=done["message_id"]).reply_to
     assert asked.search_query == searched[0]
-    question = _events("chat.question", done["conversation_id"])[-1].details
-    assert question["searched_for"] == searched[0]
+    retrieval = _events("chat.retrieval", done["conversation_id"])[-1].details
+    assert retrieval["searched_for"] == searched[0]
+    assert retrieval["queries_tried"][0] == searched[0]  # only one earlier question here
     # The page shows it after a reload too.
     page = client.get(
         reverse("assistant:conversation", args=[done["conversation_id"]])
     ).content.decode()
     assert "Searched for: " in page
+
+
+def test_a_follow_up_may_lean_on_a_question_before_the_last(client, world):
+    first = _done(_ask(client, world["alice"], "How many vacation days do new employees get?"))
+    conversation = first["conversation_id"]
+    _done(_ask(client, world["alice"], "Who do vacation requests go to?", conversation))
+    events = _ask(client, world["alice"], "And can I carry them over to next year?", conversation)
+    retrieval = _events("chat.retrieval", conversation)[-1].details
+    assert len(retrieval["queries_tried"]) == 2, retrieval
+    quoted = " ".join(
+        s["text"] for kind, data in events if kind == "evidence" for s in data["sentences"]
+    )
+    assert "carried over" in quoted, quoted
 
 
 def test_a_question_the_documents_do_not_answer_is_refused_with_what_was_searched(client, world):

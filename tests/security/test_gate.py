@@ -34,6 +34,7 @@ from apps.routing import services as routing
 from apps.routing.llm import StreamResult
 from apps.routing.models import AskerUsage, ProviderUsage
 from apps.routing.providers import external_provider
+from tests.support.egress import decision_event, escalate
 from tests.support.fake_provider import FakeProvider, use_as_provider
 from tests.support.single_path import project_offences
 
@@ -139,33 +140,13 @@ def _answered(user: User, docs: list[Document], *, question: str, earlier=()) ->
     return answer
 
 
-def _escalate(client, user: User, answer: Message) -> dict:
-    client.force_login(user)
-    resp = client.post(reverse("assistant:escalate", args=[answer.pk]))
-    assert resp.status_code == 200, resp.content
-    body = b"".join(resp.streaming_content).decode()
-    done = [
-        json.loads(block.split("data: ", 1)[1])
-        for block in body.split("\n\n")
-        if block.startswith("event: done")
-    ]
-    assert len(done) == 1, body
-    return done[0]
-
-
-def _decision(answer: Message) -> AuditEvent:
-    return AuditEvent.objects.filter(
-        action="routing.decision", conversation_id=str(answer.conversation_id)
-    ).latest("id")
-
-
 def _refused(fake: FakeProvider, done: dict, answer: Message, code: str) -> str:
     assert fake.requests == []
     assert CANARY not in fake.bodies_text()
     assert done["status"] == "kept_local"
     reply = Message.objects.get(pk=done["message_id"])
     assert reply.model_where == "" and reply.content.startswith("Not sent to the stronger model.")
-    event = _decision(answer)
+    event = decision_event(answer)
     assert event.details["outcome"] == "deny"
     codes = [r["code"] for r in event.details["reasons"]]
     assert code in codes, codes
@@ -182,7 +163,7 @@ def test_all_public_clean_conversation_is_sent_byte_identical_to_the_audited_has
 ):
     public = [_doc("public", PUBLIC_TEXT, "Launch"), _doc("public", "Beta FAQ.", "FAQ")]
     answer = _answered(asker, public, question="When does Pathfinder launch?")
-    done = _escalate(client, asker, answer)
+    done = escalate(client, asker, answer)
     assert done["status"] == "complete", done
     assert len(egress.requests) == 1
     sent = egress.requests[0]
@@ -191,7 +172,7 @@ def test_all_public_clean_conversation_is_sent_byte_identical_to_the_audited_has
     call = AuditEvent.objects.get(action="llm.call", conversation_id=str(answer.conversation_id))
     assert call.details["payload_sha256"] == hashlib.sha256(sent.body).hexdigest()
     assert call.details["where"] == "external" and call.left_premises
-    assert _decision(answer).details["outcome"] == "allow"
+    assert decision_event(answer).details["outcome"] == "allow"
     reply = Message.objects.get(pk=done["message_id"])
     assert reply.model_where == "external" and reply.content.startswith("The launch is on")
     assert reply.citations and reply.citations[0]["document_id"] == public[0].pk
@@ -208,7 +189,7 @@ def test_one_confidential_chunk_among_public_ones_keeps_the_answer_local(client,
         _doc("public", "Beta FAQ.", "FAQ"),
     ]
     answer = _answered(asker, docs, question="What is the Bluebird budget?")
-    text = _refused(egress, _escalate(client, asker, answer), answer, "sensitive_context")
+    text = _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
     assert "confidential documents: they stay on our servers" in text
 
 
@@ -223,7 +204,7 @@ def test_a_passage_with_no_label_or_document_is_treated_as_restricted(client, eg
         passage.pop("label")
         passage["document_id"] = None
     answer.save()
-    text = _refused(egress, _escalate(client, asker, answer), answer, "sensitive_context")
+    text = _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
     assert "restricted" in text
 
 
@@ -231,7 +212,7 @@ def test_a_deleted_document_is_treated_as_restricted(client, egress, asker):
     doc = _doc("public", SECRET_TEXT, "Gone")
     answer = _answered(asker, [doc], question="What is in it?")
     Document.objects.filter(pk=doc.pk).delete()
-    _refused(egress, _escalate(client, asker, answer), answer, "sensitive_context")
+    _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
 
 
 def test_the_label_is_read_from_the_database_not_the_passage(client, egress, asker):
@@ -239,7 +220,7 @@ def test_the_label_is_read_from_the_database_not_the_passage(client, egress, ask
     answer = _answered(asker, [doc], question="What is in it?")
     Document.objects.filter(pk=doc.pk).update(label="confidential")
     assert answer.passages[0]["label"] == "public"  # what the vector payload said
-    _refused(egress, _escalate(client, asker, answer), answer, "sensitive_context")
+    _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
 
 
 def test_a_tainted_conversation_stays_local_when_it_later_asks_about_public_docs(
@@ -253,11 +234,11 @@ def test_a_tainted_conversation_stays_local_when_it_later_asks_about_public_docs
         question="When does Pathfinder launch?",
         earlier=[("What is the Bluebird budget?", [secret])],
     )
-    text = _refused(egress, _escalate(client, asker, answer), answer, "tainted")
+    text = _refused(egress, escalate(client, asker, answer), answer, "tainted")
     assert "stays on our servers for good" in text
     # Relaxing the label later does not clean the conversation.
     Document.objects.filter(pk=secret.pk).update(label="public")
-    _refused(egress, _escalate(client, asker, answer), answer, "tainted")
+    _refused(egress, escalate(client, asker, answer), answer, "tainted")
 
 
 @pytest.mark.parametrize(
@@ -272,16 +253,16 @@ def test_a_question_with_personal_data_or_a_secret_is_blocked(
     client, egress, asker, question, kind
 ):
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question=question)
-    text = _refused(egress, _escalate(client, asker, answer), answer, "pii")
+    text = _refused(egress, escalate(client, asker, answer), answer, "pii")
     assert kind in text.lower()
-    assert question.split()[-1] not in json.dumps(_decision(answer).details["findings"])
+    assert question.split()[-1] not in json.dumps(decision_event(answer).details["findings"])
 
 
 def test_the_scanner_raising_keeps_the_answer_local(client, egress, asker, settings):
     # A company pattern that cannot compile makes the scan raise inside the decision.
     settings.EGRESS_BLOCK_PATTERNS = ["(unclosed"]
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    text = _refused(egress, _escalate(client, asker, answer), answer, "error")
+    text = _refused(egress, escalate(client, asker, answer), answer, "error")
     assert "nothing was sent" in text
 
 
@@ -290,13 +271,13 @@ def test_a_company_pattern_keeps_the_question_local(client, egress, asker, setti
     answer = _answered(
         asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="Is Project Nightjar public?"
     )
-    _refused(egress, _escalate(client, asker, answer), answer, "pii")
+    _refused(egress, escalate(client, asker, answer), answer, "pii")
 
 
 def test_a_spent_budget_keeps_the_answer_local(client, egress, asker):
     ProviderUsage.objects.create(provider=PROVIDER, day=limits.today(), tokens=100_000)
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    text = _refused(egress, _escalate(client, asker, answer), answer, "budget")
+    text = _refused(egress, escalate(client, asker, answer), answer, "budget")
     assert "budget" in text
 
 
@@ -304,13 +285,13 @@ def test_a_group_without_permission_keeps_the_answer_local(client, egress):
     outsider = User.objects.create_user("olaf", password="pw-olaf-12345")
     outsider.groups.add(Group.objects.get(name=EMPLOYEE))
     answer = _answered(outsider, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    _refused(egress, _escalate(client, outsider, answer), answer, "group")
+    _refused(egress, escalate(client, outsider, answer), answer, "group")
 
 
 def test_escalation_switched_off_keeps_the_answer_local(client, egress, asker):
     routing.policy_update(actor=None, escalation_enabled=False)
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    _refused(egress, _escalate(client, asker, answer), answer, "escalation_off")
+    _refused(egress, escalate(client, asker, answer), answer, "escalation_off")
 
 
 def test_no_provider_configured_is_said_plainly(client, asker, settings):
@@ -320,7 +301,7 @@ def test_no_provider_configured_is_said_plainly(client, asker, settings):
     client.force_login(asker)
     page = client.get(reverse("assistant:conversation", args=[answer.conversation_id]))
     assert "no external model is configured" in page.content.decode()
-    done = _escalate(client, asker, answer)
+    done = escalate(client, asker, answer)
     assert done["status"] == "kept_local"
     assert "No external model is configured" in Message.objects.get(pk=done["message_id"]).content
 
@@ -345,9 +326,9 @@ def test_an_injected_passage_saying_it_is_public_among_confidential_ones_is_not_
         if passage["document_id"] == injected.pk:
             passage["label"] = "public"
     answer.save()
-    text = _refused(egress, _escalate(client, asker, answer), answer, "sensitive_context")
+    text = _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
     assert egress.requests == []  # nothing reached the stand-in, not even a probe
-    event = _decision(answer)
+    event = decision_event(answer)
     assert event.details["labels"] == ["confidential"]
     named = next(r for r in event.details["reasons"] if r["code"] == "sensitive_context")
     assert named["message"] == (
@@ -362,7 +343,7 @@ def test_the_provider_timing_out_keeps_the_local_answer_with_a_message(
     egress.delay = 3.0
     settings.EXTERNAL_LLM_TIMEOUT = 0.5
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    done = _escalate(client, asker, answer)
+    done = escalate(client, asker, answer)
     assert done["status"] == "failed"
     assert "did not answer within 0.5 seconds" in done["error"]
     assert "The answer above stays as it was" in done["error"]
@@ -584,12 +565,12 @@ def test_redact_mode_sends_the_question_with_the_findings_blanked(client, egress
         [_doc("public", PUBLIC_TEXT, "Launch")],
         question="Tell olga.berg@example.org when Pathfinder launches",
     )
-    done = _escalate(client, asker, answer)
+    done = escalate(client, asker, answer)
     assert done["status"] == "complete", done
     body = egress.requests[0].body.decode()
     assert "olga.berg@example.org" not in body
     assert "[REDACTED:EMAIL_ADDRESS] when Pathfinder launches" in body
-    assert _decision(answer).details["redactions"] == ["EMAIL_ADDRESS"]
+    assert decision_event(answer).details["redactions"] == ["EMAIL_ADDRESS"]
 
 
 def test_an_anthropic_provider_gets_the_same_payload_through_its_own_client(
@@ -602,7 +583,7 @@ def test_an_anthropic_provider_gets_the_same_payload_through_its_own_client(
     settings.EXTERNAL_LLM_API_KEY = ""
     settings.EXTERNAL_LLM_API_KEY_FILE = str(key_file)
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    done = _escalate(client, asker, answer)
+    done = escalate(client, asker, answer)
     assert done["status"] == "complete", done
     sent = egress.requests[0]
     assert sent.path == "/v1/messages"
@@ -632,5 +613,5 @@ def test_the_automatic_rule_recognises_a_local_answer_that_gives_up(text, declin
 def test_an_unreadable_key_file_keeps_the_answer_local(client, egress, asker, settings, tmp_path):
     settings.EXTERNAL_LLM_API_KEY_FILE = str(tmp_path / "missing-key")
     answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
-    text = _refused(egress, _escalate(client, asker, answer), answer, "error")
+    text = _refused(egress, escalate(client, asker, answer), answer, "error")
     assert "nothing was sent" in text

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from apps.routing.local_server import stop_server
 from apps.routing.tokens import local_gguf_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +72,7 @@ def start_llm_server(
 
 
 def stop_llm_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    stop_server(proc, sig)
 
 
 class RecordingProxy:
