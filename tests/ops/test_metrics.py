@@ -175,7 +175,13 @@ def test_a_local_answer_records_latency_and_time_to_first_token(client, live_llm
     }
     answers = _value("enclave_answer_seconds_count", where="local", outcome="ok")
     firsts = _value("enclave_answer_first_token_seconds_count", where="local")
-    events = list(services._answer_locally(user, conversation, asked, asked.content, [passage]))
+    from apps.assistant import evidence
+    from apps.retrieval.embeddings import embed_query
+
+    found = evidence.gather(asked.content, embed_query(asked.content), [passage])
+    events = list(
+        services._answer_locally(user, conversation, asked, asked.content, [passage], found)
+    )
     assert any(e.kind == "token" for e in events)
     assert _value("enclave_answer_seconds_count", where="local", outcome="ok") == answers + 1
     assert _value("enclave_answer_first_token_seconds_count", where="local") == firsts + 1
