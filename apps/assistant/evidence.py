@@ -1,14 +1,15 @@
 """The evidence an answer opens with, the context the model reads, and whether there is
 anything to answer from at all.
 
-Every sentence of the retrieved passages is scored against the search query by three
-measurements (weights in `EvidenceWeights`, chosen on the answer dev sets in eval/answers/,
-see README "Answers"):
+Every sentence of the retrieved passages (a FAQ's question with its answer) is scored
+against the search query by these measurements (weights in `EvidenceWeights`, chosen on
+the answer dev sets in eval/answers/ with bench/answer_tuning.py, see README "Answers"):
 - meaning: cosine of the query's and the sentence's embeddings (the sentence is embedded
   with its document title and section, so "Annual leave" speaks for the list under it);
 - words: the share of the query's content words the sentence (with its section) contains,
   each weighted by how rare it is among the candidate sentences;
-- place: the passage's rank in the search results.
+- place: the passage's rank in the search results, and the sentence's in its passage;
+- section: the cosine of the query and the passage's section heading ("Your first day").
 The best three sentences are quoted verbatim before the model's first token; the
 model is given each top passage's best sentences with their neighbours, not whole chunks.
 """
