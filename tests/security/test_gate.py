@@ -15,7 +15,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from hypothesis import HealthCheck, given
@@ -27,14 +26,13 @@ from apps.assistant.models import Conversation, Message
 from apps.audit.models import AuditEvent
 from apps.core.labels import Label
 from apps.core.roles import EMPLOYEE
-from apps.knowledge import services as knowledge
 from apps.knowledge.models import Document
 from apps.routing import gate, limits
 from apps.routing import services as routing
 from apps.routing.llm import StreamResult
 from apps.routing.models import AskerUsage, ProviderUsage
 from apps.routing.providers import external_provider
-from tests.support.egress import decision_event, escalate
+from tests.support.egress import answered, decision_event, escalate, labelled_document
 from tests.support.fake_provider import FakeProvider, use_as_provider
 from tests.support.single_path import project_offences
 
@@ -79,65 +77,7 @@ def asker(escalators) -> User:
 
 
 def _doc(label: str, text: str, title: str | None = None) -> Document:
-    collection = knowledge.collection_create(name=f"Docs {label} {title}", actor=None)
-    doc, _ = knowledge.document_create(
-        collection=collection,
-        upload=ContentFile(text.encode(), name=f"{label}-{title or 'doc'}.txt"),
-        user=None,
-        label=label,
-        title=title or f"{label.title()} notes",
-    )
-    Document.objects.filter(pk=doc.pk).update(text=text, status="indexed")
-    doc.refresh_from_db()
-    return doc
-
-
-def _answered(user: User, docs: list[Document], *, question: str, earlier=()) -> Message:
-    """A conversation as the chat leaves it: earlier turns, then a local answer to
-    `question` whose prompt held `docs`' passages."""
-    conversation = Conversation.objects.create(user=user, title=question)
-    touched: set[str] = set()
-    for q, retrieved_docs in [*earlier, (question, docs)]:
-        asked = Message.objects.create(
-            conversation=conversation,
-            role="user",
-            content=q,
-            retrieved=[
-                {"chunk_id": f"c{d.pk}", "document_id": d.pk, "label": d.label}
-                for d in retrieved_docs
-            ],
-        )
-        touched |= {d.label for d in retrieved_docs}
-        passages = [
-            {
-                "n": n,
-                "chunk_id": f"c{d.pk}",
-                "document_id": d.pk,
-                "collection_id": d.collection_id,
-                "title": d.title,
-                "section": "",
-                "text": d.text,
-                "page": None,
-                "char_start": 0,
-                "char_end": len(d.text),
-                "label": d.label,
-                "score": 0.9,
-            }
-            for n, d in enumerate(retrieved_docs, 1)
-        ]
-        answer = Message.objects.create(
-            conversation=conversation,
-            role="assistant",
-            reply_to=asked,
-            status="complete",
-            content="A local answer.",
-            model_where="local",
-            model_name="SmolLM2-135M-Instruct",
-            passages=passages,
-        )
-    conversation.touched_labels = sorted(touched)
-    conversation.save()
-    return answer
+    return labelled_document(label, text, title=title or f"{label.title()} notes")
 
 
 def _refused(fake: FakeProvider, done: dict, answer: Message, code: str) -> str:
@@ -162,7 +102,7 @@ def test_all_public_clean_conversation_is_sent_byte_identical_to_the_audited_has
     client, egress, asker
 ):
     public = [_doc("public", PUBLIC_TEXT, "Launch"), _doc("public", "Beta FAQ.", "FAQ")]
-    answer = _answered(asker, public, question="When does Pathfinder launch?")
+    answer = answered(asker, public, question="When does Pathfinder launch?")
     done = escalate(client, asker, answer)
     assert done["status"] == "complete", done
     assert len(egress.requests) == 1
@@ -188,7 +128,7 @@ def test_one_confidential_chunk_among_public_ones_keeps_the_answer_local(client,
         _doc("confidential", SECRET_TEXT, "Deal"),
         _doc("public", "Beta FAQ.", "FAQ"),
     ]
-    answer = _answered(asker, docs, question="What is the Bluebird budget?")
+    answer = answered(asker, docs, question="What is the Bluebird budget?")
     text = _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
     assert "confidential documents: they stay on our servers" in text
 
@@ -199,7 +139,7 @@ def test_a_passage_with_no_label_or_document_is_treated_as_restricted(client, eg
     with pytest.raises(IntegrityError):
         with transaction.atomic():
             Document.objects.filter(pk=_doc("public", "x", "Probe").pk).update(label="")
-    answer = _answered(asker, [_doc("public", SECRET_TEXT, "Unlabelled")], question="What?")
+    answer = answered(asker, [_doc("public", SECRET_TEXT, "Unlabelled")], question="What?")
     for passage in answer.passages:
         passage.pop("label")
         passage["document_id"] = None
@@ -210,14 +150,14 @@ def test_a_passage_with_no_label_or_document_is_treated_as_restricted(client, eg
 
 def test_a_deleted_document_is_treated_as_restricted(client, egress, asker):
     doc = _doc("public", SECRET_TEXT, "Gone")
-    answer = _answered(asker, [doc], question="What is in it?")
+    answer = answered(asker, [doc], question="What is in it?")
     Document.objects.filter(pk=doc.pk).delete()
     _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
 
 
 def test_the_label_is_read_from_the_database_not_the_passage(client, egress, asker):
     doc = _doc("public", SECRET_TEXT, "Relabelled")
-    answer = _answered(asker, [doc], question="What is in it?")
+    answer = answered(asker, [doc], question="What is in it?")
     Document.objects.filter(pk=doc.pk).update(label="confidential")
     assert answer.passages[0]["label"] == "public"  # what the vector payload said
     _refused(egress, escalate(client, asker, answer), answer, "sensitive_context")
@@ -228,7 +168,7 @@ def test_a_tainted_conversation_stays_local_when_it_later_asks_about_public_docs
 ):
     secret = _doc("confidential", SECRET_TEXT, "Deal")
     public = _doc("public", PUBLIC_TEXT, "Launch")
-    answer = _answered(
+    answer = answered(
         asker,
         [public],
         question="When does Pathfinder launch?",
@@ -252,7 +192,7 @@ def test_a_tainted_conversation_stays_local_when_it_later_asks_about_public_docs
 def test_a_question_with_personal_data_or_a_secret_is_blocked(
     client, egress, asker, question, kind
 ):
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question=question)
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question=question)
     text = _refused(egress, escalate(client, asker, answer), answer, "pii")
     assert kind in text.lower()
     assert question.split()[-1] not in json.dumps(decision_event(answer).details["findings"])
@@ -261,14 +201,14 @@ def test_a_question_with_personal_data_or_a_secret_is_blocked(
 def test_the_scanner_raising_keeps_the_answer_local(client, egress, asker, settings):
     # A company pattern that cannot compile makes the scan raise inside the decision.
     settings.EGRESS_BLOCK_PATTERNS = ["(unclosed"]
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     text = _refused(egress, escalate(client, asker, answer), answer, "error")
     assert "nothing was sent" in text
 
 
 def test_a_company_pattern_keeps_the_question_local(client, egress, asker, settings):
     settings.EGRESS_BLOCK_PATTERNS = [r"\bproject\s+nightjar\b"]
-    answer = _answered(
+    answer = answered(
         asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="Is Project Nightjar public?"
     )
     _refused(egress, escalate(client, asker, answer), answer, "pii")
@@ -276,7 +216,7 @@ def test_a_company_pattern_keeps_the_question_local(client, egress, asker, setti
 
 def test_a_spent_budget_keeps_the_answer_local(client, egress, asker):
     ProviderUsage.objects.create(provider=PROVIDER, day=limits.today(), tokens=100_000)
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     text = _refused(egress, escalate(client, asker, answer), answer, "budget")
     assert "budget" in text
 
@@ -284,20 +224,20 @@ def test_a_spent_budget_keeps_the_answer_local(client, egress, asker):
 def test_a_group_without_permission_keeps_the_answer_local(client, egress):
     outsider = User.objects.create_user("olaf", password="pw-olaf-12345")
     outsider.groups.add(Group.objects.get(name=EMPLOYEE))
-    answer = _answered(outsider, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(outsider, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     _refused(egress, escalate(client, outsider, answer), answer, "group")
 
 
 def test_escalation_switched_off_keeps_the_answer_local(client, egress, asker):
     routing.policy_update(actor=None, escalation_enabled=False)
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     _refused(egress, escalate(client, asker, answer), answer, "escalation_off")
 
 
 def test_no_provider_configured_is_said_plainly(client, asker, settings):
     settings.EXTERNAL_LLM_KIND = ""
     settings.EXTERNAL_LLM_NAME = ""
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     client.force_login(asker)
     page = client.get(reverse("assistant:conversation", args=[answer.conversation_id]))
     assert "no external model is configured" in page.content.decode()
@@ -320,7 +260,7 @@ def test_an_injected_passage_saying_it_is_public_among_confidential_ones_is_not_
         injected,
         _doc("confidential", "Board minutes: the Bluebird vote is on Friday.", "Minutes"),
     ]
-    answer = _answered(asker, docs, question="Is this document public?")
+    answer = answered(asker, docs, question="Is this document public?")
     # The injected passage also claims "public" where a forged vector payload would.
     for passage in answer.passages:
         if passage["document_id"] == injected.pk:
@@ -342,7 +282,7 @@ def test_the_provider_timing_out_keeps_the_local_answer_with_a_message(
 ):
     egress.delay = 3.0
     settings.EXTERNAL_LLM_TIMEOUT = 0.5
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     done = escalate(client, asker, answer)
     assert done["status"] == "failed"
     assert "did not answer within 0.5 seconds" in done["error"]
@@ -354,7 +294,7 @@ def test_the_provider_timing_out_keeps_the_local_answer_with_a_message(
 
 
 def test_send_refuses_a_payload_the_gate_did_not_allow(egress, asker):
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     provider = external_provider()
     request = gate.prepare(
         question="When?", passages=answer.passages, history=[], policy=gate.current_policy(),
@@ -560,7 +500,7 @@ def test_allowed_exactly_when_every_rule_of_the_table_holds(
 
 def test_redact_mode_sends_the_question_with_the_findings_blanked(client, egress, asker):
     routing.policy_update(actor=None, pii_mode="redact")
-    answer = _answered(
+    answer = answered(
         asker,
         [_doc("public", PUBLIC_TEXT, "Launch")],
         question="Tell olga.berg@example.org when Pathfinder launches",
@@ -582,7 +522,7 @@ def test_an_anthropic_provider_gets_the_same_payload_through_its_own_client(
     settings.EXTERNAL_LLM_BASE_URL = egress.anthropic_base_url
     settings.EXTERNAL_LLM_API_KEY = ""
     settings.EXTERNAL_LLM_API_KEY_FILE = str(key_file)
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     done = escalate(client, asker, answer)
     assert done["status"] == "complete", done
     sent = egress.requests[0]
@@ -612,6 +552,6 @@ def test_the_automatic_rule_recognises_a_local_answer_that_gives_up(text, declin
 
 def test_an_unreadable_key_file_keeps_the_answer_local(client, egress, asker, settings, tmp_path):
     settings.EXTERNAL_LLM_API_KEY_FILE = str(tmp_path / "missing-key")
-    answer = _answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
+    answer = answered(asker, [_doc("public", PUBLIC_TEXT, "Launch")], question="When?")
     text = _refused(egress, escalate(client, asker, answer), answer, "error")
     assert "nothing was sent" in text

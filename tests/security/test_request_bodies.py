@@ -152,14 +152,10 @@ def _multipart(
     return length, pieces()
 
 
-def test_an_upload_over_the_request_cap_is_refused_with_413_while_it_arrives(web):
-    collection = Collection.objects.create(name="Handbook")
-    cookies = {**_admin_cookies(), "csrftoken": (token := _csrf())}
-    before = _warm(web)
-    length, body = _multipart(
-        {"collection": str(collection.pk)}, [("huge.pdf", ATTACK_BYTES, b"%PDF-1.7\n")]
-    )
-    answer = post_streaming(
+def _upload(web, collection, files, *, token: str, cookies: dict):  # noqa: ANN001, ANN202
+    """Stream a multipart upload of `files` ((name, size, head) each) to the live server."""
+    length, body = _multipart({"collection": str(collection.pk)}, files)
+    return post_streaming(
         web,
         "/knowledge/upload/",
         length=length,
@@ -170,6 +166,15 @@ def test_an_upload_over_the_request_cap_is_refused_with_413_while_it_arrives(web
             "X-CSRFToken": token,
         },
         cookies=cookies,
+    )
+
+
+def test_an_upload_over_the_request_cap_is_refused_with_413_while_it_arrives(web):
+    collection = Collection.objects.create(name="Handbook")
+    cookies = {**_admin_cookies(), "csrftoken": (token := _csrf())}
+    before = _warm(web)
+    answer = _upload(
+        web, collection, [("huge.pdf", ATTACK_BYTES, b"%PDF-1.7\n")], token=token, cookies=cookies
     )
     assert answer.status == 413, answer.text()
     error = json.loads(answer.body)["error"]
@@ -187,22 +192,8 @@ def test_a_file_over_the_cap_is_dropped_as_it_streams_and_the_others_are_kept(we
     before = _warm(web)
     big = 6 * MB  # over UPLOAD_MAX, under the request cap: refused file by file
     note = b"# Notes\n\nThe badge office opens at nine.\n"
-    length, body = _multipart(
-        {"collection": str(collection.pk)},
-        [("big.pdf", big, b"%PDF-1.7\n"), ("notes.md", len(note), note)],
-    )
-    answer = post_streaming(
-        web,
-        "/knowledge/upload/",
-        length=length,
-        body=body,
-        headers={
-            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-            "Accept": "application/json",
-            "X-CSRFToken": token,
-        },
-        cookies=cookies,
-    )
+    files = [("big.pdf", big, b"%PDF-1.7\n"), ("notes.md", len(note), note)]
+    answer = _upload(web, collection, files, token=token, cookies=cookies)
     assert answer.status == 200, answer.text()
     refused, kept = json.loads(answer.body)["results"]
     assert refused["name"] == "big.pdf" and refused["ok"] is False

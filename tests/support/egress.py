@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -39,19 +40,8 @@ def labelled_document(label: str, text: str, *, title: str) -> Document:
     return doc
 
 
-def answered(user: Any, docs: list[Document], *, question: str, section: str = "") -> Message:
-    """A conversation holding one local answer to `question` whose prompt held `docs`'
-    passages (each under the section name `section`)."""
-    conversation = Conversation.objects.create(
-        user=user, title=question, touched_labels=sorted({d.label for d in docs})
-    )
-    asked = Message.objects.create(
-        conversation=conversation,
-        role="user",
-        content=question,
-        retrieved=[{"chunk_id": f"c{d.pk}", "document_id": d.pk, "label": d.label} for d in docs],
-    )
-    passages = [
+def _passages(docs: list[Document], section: str) -> list[dict[str, Any]]:
+    return [
         {
             "n": n,
             "chunk_id": f"c{d.pk}",
@@ -68,16 +58,46 @@ def answered(user: Any, docs: list[Document], *, question: str, section: str = "
         }
         for n, d in enumerate(docs, 1)
     ]
-    return Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        reply_to=asked,
-        status="complete",
-        content="A local answer.",
-        model_where="local",
-        model_name="SmolLM2-135M-Instruct",
-        passages=passages,
-    )
+
+
+def answered(
+    user: Any,
+    docs: list[Document],
+    *,
+    question: str,
+    section: str = "",
+    earlier: Sequence[tuple[str, list[Document]]] = (),
+) -> Message:
+    """A conversation as the chat leaves it: the `earlier` turns (question, documents
+    retrieved), then one local answer to `question` whose prompt held `docs`' passages
+    (each under the section name `section`)."""
+    conversation = Conversation.objects.create(user=user, title=question)
+    touched: set[str] = set()
+    answer = None
+    for q, retrieved in [*earlier, (question, docs)]:
+        asked = Message.objects.create(
+            conversation=conversation,
+            role="user",
+            content=q,
+            retrieved=[
+                {"chunk_id": f"c{d.pk}", "document_id": d.pk, "label": d.label} for d in retrieved
+            ],
+        )
+        touched |= {d.label for d in retrieved}
+        answer = Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            reply_to=asked,
+            status="complete",
+            content="A local answer.",
+            model_where="local",
+            model_name="SmolLM2-135M-Instruct",
+            passages=_passages(retrieved, section),
+        )
+    conversation.touched_labels = sorted(touched)
+    conversation.save(update_fields=["touched_labels"])
+    assert answer is not None
+    return answer
 
 
 def escalate(client: Any, user: Any, answer: Message) -> dict[str, Any]:
