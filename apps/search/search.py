@@ -125,6 +125,16 @@ def retrieve(
     )
 
 
+def candidates_for(collection_ids: list[int], question: str) -> Candidates:
+    """The store queries for a reader of `collection_ids`: the one place that builds
+    the filter every search query carries."""
+    return Candidates(
+        store=vector_store.get_store(),
+        flt=Filter.of(collection_id=collection_ids),
+        question=question,
+    )
+
+
 def retrieve_with(
     *,
     user: AbstractBaseUser | AnonymousUser | None,
@@ -149,11 +159,7 @@ def retrieve_with(
     if not question:
         return Retrieval(hits=[], collection_ids=collection_ids, mode=mode, relevant=False)
 
-    candidates = Candidates(
-        store=vector_store.get_store(),
-        flt=Filter.of(collection_id=collection_ids),
-        question=question,
-    )
+    candidates = candidates_for(collection_ids, question)
     scored: Ranked
     best_dense: float | None
     if mode == "sparse":
@@ -189,6 +195,7 @@ __all__ = [
     "Hit",
     "HybridRank",
     "Retrieval",
+    "candidates_for",
     "retrieve",
     "retrieve_with",
     "weighted",
