@@ -34,6 +34,21 @@ def enclave_var(tmp_path_factory) -> Path:
     return var
 
 
+@pytest.fixture(autouse=True)
+def audit_seal_store(enclave_var) -> Iterator[Path]:
+    """Each test seals into a store of its own (README "Compliance"): a seal left by an
+    earlier test would vouch for events the rolled-back database no longer has. The seal
+    key (VAR_DIR/audit/seal.key, made on first use) is one per session."""
+    from django.conf import settings
+
+    store = enclave_var / "audit" / f"seals-{uuid.uuid4().hex[:12]}.jsonl"
+    saved = settings.AUDIT_SEAL_PATH, settings.SIEM_FEED_CURSOR
+    settings.AUDIT_SEAL_PATH = str(store)
+    settings.SIEM_FEED_CURSOR = str(store.with_suffix(".siem-cursor"))
+    yield store
+    settings.AUDIT_SEAL_PATH, settings.SIEM_FEED_CURSOR = saved
+
+
 @pytest.fixture(scope="session", autouse=True)
 def enclave_cache() -> str:
     """Rate-limit counters (Django's cache) in the test Redis database, under this session's

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from apps.audit.verify import verify_chain
+from apps.audit.seal_verify import seal_status, verify_sealed
 from apps.compliance import exports, selectors
 from apps.compliance.forms import EventFilterForm
 from apps.compliance.provenance import PROVENANCE_LIMIT, conversation_provenance
@@ -71,6 +71,7 @@ def events(request: HttpRequest) -> HttpResponse:
     page = selectors.event_page(
         filters=filters, before=_cursor(request, "before"), after=_cursor(request, "after")
     )
+    reveal_events(page.events)
     return render(
         request,
         "audit/events.html",
@@ -91,6 +92,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = selectors.event_get(event_id=event_id)
     if event is None:
         raise Http404("No such event.")
+    reveal_events([event])
     return render(
         request,
         "audit/event_detail.html",
@@ -173,8 +175,8 @@ def export_json(request: AuthenticatedHttpRequest) -> HttpResponseBase:
 @compliance_required
 def verify(request: HttpRequest) -> HttpResponse:
     # POST only runs it: a walk over millions of rows is not for link prefetchers.
-    report = verify_chain() if request.method == "POST" else None
-    return render(request, "audit/verify.html", {"report": report})
+    report = verify_sealed() if request.method == "POST" else None
+    return render(request, "audit/verify.html", {"report": report, "seal": seal_status()})
 
 
 @require_GET

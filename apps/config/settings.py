@@ -41,7 +41,7 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.assistant",
     "apps.compliance",
-    "apps.ops",
+    "apps.ops", "apps.api", "apps.scim",  # README "API" and "Provisioning"
     # System checks for the CSP settings.
     "csp",
 ]
@@ -377,6 +377,9 @@ ESCALATION_RATE_PER_MINUTE = env.integer("ESCALATION_RATE_PER_MINUTE", default=5
 AUDIT_CHECKPOINT_KEY = env.key(
     "AUDIT_CHECKPOINT_KEY", shortest=32, empty="or empty to use SECRET_KEY"
 )
+# Seals, their sinks and the SIEM feed (README "Compliance"); __all__ names them.
+from apps.config.audit_proofs import *  # noqa: E402, F403
+from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
 # The request.META name of a header the deployment's own proxy sets to the client's address
 # (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR.
 AUDIT_CLIENT_IP_HEADER = env.meta_header(

@@ -29,7 +29,7 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    include=["workers.ingest"],
+    include=["workers.ingest", "workers.audit"],
     beat_schedule={
         "reap-stale-ingestions": {"task": "workers.ingest.reap_stale_task", "schedule": 60.0},
     },
@@ -42,6 +42,22 @@ def _late_config() -> None:
         # Several Enclaves (or test sessions) can share one Redis database apart.
         options["global_keyprefix"] = settings.CELERY_KEY_PREFIX
     app.conf.broker_transport_options = options
+    # The audit chain's seal and the SIEM feed (README "Compliance"); a run that is due
+    # again before it started is dropped rather than queued behind the next.
+    seal, feed = settings.AUDIT_SEAL_INTERVAL_SECONDS, settings.SIEM_FEED_INTERVAL_SECONDS
+    app.conf.beat_schedule = {
+        **app.conf.beat_schedule,
+        "audit-seal": {
+            "task": "workers.audit.seal_task",
+            "schedule": float(seal),
+            "options": {"expires": seal},
+        },
+        "siem-feed": {
+            "task": "workers.audit.siem_feed_task",
+            "schedule": float(feed),
+            "options": {"expires": feed},
+        },
+    }
 
 
 _late_config()
