@@ -37,11 +37,14 @@ class AuditEvent(models.Model):
         related_name="+",
     )
     actor_pk = models.BigIntegerField(null=True, blank=True)
-    actor_username = models.CharField(max_length=150, blank=True)
+    # Personal fields (this one, target_repr of a person's things, the personal keys of
+    # details) hold ciphertext under the person's key: apps.audit.personal. Text, since a
+    # sealed 150-character name is longer than 150 characters.
+    actor_username = models.TextField(blank=True)
     action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=300, blank=True)
+    target_repr = models.TextField(blank=True)
     # Canonical JSON text (see apps.audit.chain), not jsonb: jsonb re-formats numbers, and
     # the hash must be recomputable from the stored bytes. `details_json::jsonb` works in
     # ad-hoc SQL.
@@ -60,6 +63,9 @@ class AuditEvent(models.Model):
             # Keyset pagination newest-first inside each filter: (filter column, id).
             models.Index(fields=["action", "id"], name="audit_action_id"),
             models.Index(fields=["actor_username", "id"], name="audit_username_id"),
+            # The console's user filter and erasure find a person's events by their id:
+            # the sealed username differs in every event.
+            models.Index(fields=["actor_pk", "id"], name="audit_actor_pk_id"),
             models.Index(fields=["time", "id"], name="audit_time_id"),
             models.Index(
                 fields=["conversation_id", "id"],
@@ -106,3 +112,30 @@ class AuditEvent(models.Model):
     @property
     def short_hash(self) -> str:
         return self.hash[:12]
+
+
+class PersonKey(models.Model):
+    """One person's data key for one month of audit events (crypto-shredding).
+
+    ``wrapped`` is the 256-bit AES-GCM key encrypted under AUDIT_PERSONAL_KEY, which the
+    database never holds; deleting the row is what makes that person's sealed fields of
+    that month unreadable (apps.audit.keys). Not append-only: erasure and retention delete
+    rows, and nothing the hash chain vouches for lives here.
+    """
+
+    # The key id every sealed value names (apps.audit.personal), random: it says nothing.
+    id = models.UUIDField(primary_key=True)
+    # Whose key: "user:<pk>", or "anonymous" for what no account can be found for.
+    subject = models.CharField(max_length=64)
+    # The month of the events it seals, "YYYY-MM": retention drops whole months.
+    period = models.CharField(max_length=7)
+    wrapped = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "period"], name="audit_personkey_one"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.period}"

@@ -36,6 +36,7 @@ from django.db import connection, models, transaction
 from apps.audit.actions import ACTION_RE
 from apps.audit.chain import CONTENT_FIELDS, canonical_details, canonical_parts
 from apps.audit.models import AuditEvent
+from apps.audit.personal import seal_fields
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser as User
@@ -87,6 +88,9 @@ def audit_record(
         "labels": labels_from_details(plain),
         "left_premises": action == "llm.call" and plain.get("where") == "external",
     }
+    # After the indexed columns are copied out: the personal values are sealed under the
+    # person's key, and the hash covers the sealed text (apps.audit.personal).
+    seal_fields(fields, plain)
     p1, p2, p3, p4 = canonical_parts(**fields)
     params = [
         actor_obj.pk if actor_obj is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apps.audit.models import AuditEvent
+from apps.audit.personal import reveal_events
 
 
 @dataclass
@@ -41,7 +42,7 @@ def conversation_provenance(*, conversation_id: str) -> list[Turn]:
     """
     if "\x00" in conversation_id or len(conversation_id) > _CONVERSATION_ID_MAX:
         return []  # no event can carry it (PostgreSQL text refuses NUL): none to ask for
-    events = list(
+    events = reveal_events(
         AuditEvent.objects.filter(conversation_id=conversation_id).order_by("id")[:PROVENANCE_LIMIT]
     )
     turns: list[Turn] = []

@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 
 from apps.audit.actions import KNOWN_ACTIONS
 from apps.audit.chain import format_time
 from apps.audit.models import AuditEvent
+from apps.audit.personal import reveal_events
 
 PAGE_SIZE = 50
 EXPORT_BATCH = 2000
@@ -92,7 +94,13 @@ def events_matching(f: EventFilter) -> QuerySet[AuditEvent]:
         actions = _actions_for(f.action)
         qs = qs.filter(action=actions[0]) if len(actions) == 1 else qs.filter(action__in=actions)
     if f.username:
-        qs = qs.filter(actor_username=f.username)
+        # Usernames are sealed (apps.audit.personal): the account's id finds its events;
+        # the plain name finds those written before sealing.
+        users = get_user_model()._default_manager.filter(
+            **{get_user_model().USERNAME_FIELD: f.username}
+        )
+        pks = list(users.values_list("pk", flat=True))
+        qs = qs.filter(Q(actor_username=f.username) | Q(actor_pk__in=pks))
     if f.label:
         qs = qs.filter(labels__contains=[f.label])
     if f.left_premises:
@@ -123,7 +131,7 @@ def event_page(
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: size + 1])
         more_newer = len(rows) > size
-        events = list(reversed(rows[:size]))
+        events = reveal_events(reversed(rows[:size]))
         return EventPage(
             events=events,
             older=events[-1].id if events else after + 1,
@@ -132,7 +140,7 @@ def event_page(
     if before is not None:
         qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id")[: size + 1])
-    events = rows[:size]
+    events = reveal_events(rows[:size])
     return EventPage(
         events=events,
         older=events[-1].id if len(rows) > size else None,
@@ -141,7 +149,9 @@ def event_page(
 
 
 def event_get(*, event_id: int) -> AuditEvent | None:
-    return AuditEvent.objects.filter(id=event_id).first()
+    """One event with its personal fields opened for display (apps.audit.personal)."""
+    event = AuditEvent.objects.filter(id=event_id).first()
+    return reveal_events([event])[0] if event is not None else None
 
 
 def last_event_id() -> int:

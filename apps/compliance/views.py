@@ -71,7 +71,6 @@ def events(request: HttpRequest) -> HttpResponse:
     page = selectors.event_page(
         filters=filters, before=_cursor(request, "before"), after=_cursor(request, "after")
     )
-    reveal_events(page.events)
     return render(
         request,
         "audit/events.html",
@@ -92,7 +91,6 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = selectors.event_get(event_id=event_id)
     if event is None:
         raise Http404("No such event.")
-    reveal_events([event])
     return render(
         request,
         "audit/event_detail.html",
