@@ -27,6 +27,8 @@ LAYERS = (
     "apps.search",
     "apps.routing",
     "apps.assistant",
+    "apps.api",
+    "apps.scim",
     "apps.compliance",
     "apps.ops",
     "workers",

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -19,3 +20,29 @@ class Capability(models.Model):
 
     def __str__(self) -> str:
         return "role capabilities"
+
+
+class ApiToken(models.Model):
+    """A personal API token (README "API"). Only the SHA-256 of the secret is kept: the
+    secret is 256 random bits, so a fast hash is enough and no salt is needed; a lookup is
+    one indexed equality on `digest`."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The first characters of the token, shown on the settings page to tell tokens apart.
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Why it stopped working early: "revoked by its owner", "account deactivated (scim)".
+    revoked_reason = models.CharField(max_length=200, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -29,4 +29,22 @@ KNOWN_ACTIONS: tuple[str, ...] = (
     "chat.feedback",
     "policy.changed",
     "audit.exported",
+    # The API and its personal tokens (apps/api, apps/accounts/tokens.py).
+    "api.request",
+    "api.token_refused",
+    "api_token.created",
+    "api_token.revoked",
+    "chat.history_supplied",
+    # SCIM provisioning (apps/scim): every event names the source "scim".
+    "scim.token_created",
+    "scim.token_revoked",
+    "scim.user_created",
+    "scim.user_updated",
+    "scim.user_deactivated",
+    "scim.user_reactivated",
+    "scim.user_deleted",
+    "scim.group_created",
+    "scim.group_renamed",
+    "scim.group_deleted",
+    "group.membership_changed",
 )

@@ -14,6 +14,9 @@ urlpatterns = [
     path("routing/", include("apps.routing.urls")),
     path("audit/", include("apps.compliance.urls")),
     path("django-admin/", admin.site.urls),
+    # /v1/… (OpenAI-compatible API, personal tokens) and /scim/v2/… (apps/api, apps/scim).
+    path("", include("apps.api.urls")),
+    path("scim/v2/", include("apps.scim.urls")),
     # /healthz, /readyz, /metrics (apps/ops): probes and Prometheus, no sign-in.
     path("", include("apps.ops.urls")),
 ]
