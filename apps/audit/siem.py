@@ -13,7 +13,7 @@ Shape (OCSF-style; README "Compliance" documents it for the SIEM team)::
      "hash":"<64 hex>","prev_hash":"<64 hex>"},"unmapped":{"provider":"openai",...}}
 
 What a line never carries: question or answer text, passage text, titles of
-conversations, free-text details. ``unmapped`` holds only the detail keys of
+conversations, free-text details, sealed personal fields. ``unmapped`` holds only the detail keys of
 SAFE_DETAILS (ids, kinds, counts, providers, models, reason codes).
 
 Once and in order: events are read by id after the cursor, and ids commit in id order
@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connections
 
 from apps.audit.models import AuditEvent
@@ -82,8 +83,13 @@ def cursor_path() -> Path:
     return Path(configured) if configured else Path(settings.VAR_DIR) / "audit" / "siem.cursor"
 
 
-def event_line(row: Sequence[Any]) -> str:
-    """One event (a row in VERIFY_COLUMNS order, time as canonical text) as a feed line."""
+def event_line(row: Sequence[Any], names: Mapping[int, str] | None = None) -> str:
+    """One event (a row in VERIFY_COLUMNS order, time as canonical text) as a feed line.
+
+    The actor's name comes from `names` (user id → username, as the accounts table has it
+    now): the stored username may be sealed (apps/audit/personal.py), and the SIEM needs the
+    name in clear. A user deleted since is named by id only.
+    """
 
     def col(name: str) -> Any:
         return row[_COL[name]]
@@ -96,7 +102,10 @@ def event_line(row: Sequence[Any]) -> str:
     if col("actor_pk") is None:
         actor = {"app_name": "Enclave"}
     else:
-        actor = {"user": {"uid": str(col("actor_pk")), "name": col("actor_username")}}
+        actor = {"user": {"uid": str(col("actor_pk"))}}
+        name = (names or {}).get(col("actor_pk"))
+        if name:
+            actor["user"]["name"] = name
     target: dict[str, Any] = {}
     if col("target_type") or col("target_id"):
         target = {"type": col("target_type"), "uid": col("target_id")}
@@ -158,7 +167,8 @@ def siem_feed_run(*, batch_size: int = 500, limit: int = 0, using: str = "defaul
         for rows in iter_table_batches(
             after_id=done, upto_id=upto, batch_size=batch_size, using=using
         ):
-            lines = [event_line(row) for row in rows]
+            names = usernames({row[_COL["actor_pk"]] for row in rows} - {None})
+            lines = [event_line(row, names) for row in rows]
             if sender is not None:
                 for line in lines:
                     sender.send(line)
@@ -174,6 +184,14 @@ def siem_feed_run(*, batch_size: int = 500, limit: int = 0, using: str = "defaul
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [SIEM_LOCK_KEY])
     return written
+
+
+def usernames(pks: set[int]) -> dict[int, str]:
+    if not pks:
+        return {}
+    users = get_user_model()._default_manager
+    field = get_user_model().USERNAME_FIELD
+    return dict(users.filter(pk__in=pks).values_list("pk", field))
 
 
 def start_cursor(path: Path | None) -> int:
