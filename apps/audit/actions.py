@@ -29,6 +29,7 @@ KNOWN_ACTIONS: tuple[str, ...] = (
     "chat.feedback",
     "policy.changed",
     "audit.exported",
+    "audit.egress_reported",
     # The API and its personal tokens (apps/api, apps/accounts/tokens.py).
     "api.request",
     "api.token_refused",
