@@ -14,6 +14,7 @@ from django.urls import reverse
 from apps.assistant import services as chat
 from apps.assistant.models import Message
 from apps.audit.models import AuditEvent
+from apps.audit.personal import reveal_events
 from apps.core.labels import Label
 from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE
 from apps.knowledge import services
@@ -97,7 +98,8 @@ def _done(events) -> dict:
 
 
 def _events(action: str, conversation_id: str) -> list[AuditEvent]:
-    return list(
+    # Opened: the personal fields are sealed under the asker's key (apps.audit.personal).
+    return reveal_events(
         AuditEvent.objects.filter(action=action, conversation_id=conversation_id).order_by("id")
     )
 
