@@ -56,6 +56,54 @@ def ordered(scores: dict[str, float], points: dict[str, ScoredPoint]) -> Ranked:
     return [(points[pid], score) for pid, score in order]
 
 
+def sureness(points: Sequence[ScoredPoint], depth: int = 10) -> float:
+    """How far a list's best score stands out of the list's head, in [0, 1]: the best
+    score's lead over the mean of the next `depth - 1`, over its lead over the last of
+    them. Scale-free, so a BM25 list and a cosine list compare; 0 for a flat head or a
+    list of fewer than two."""
+    head = [p.score for p in points[:depth]]
+    if len(head) < 2:
+        return 0.0
+    span = head[0] - head[-1]
+    if span <= 0:
+        return 0.0
+    rest = head[1:]
+    return (head[0] - sum(rest) / len(rest)) / span
+
+
+@dataclass(frozen=True)
+class QueryWeight:
+    """The dense weight for one query, from its two lists.
+
+    Two signals. The dense list's best cosine is the one score with a scale that means
+    the same from one question to the next: far above `cosine_mid`, dense has found the
+    passage and the keyword side mostly adds noise; below it, the keywords get more say.
+    And the shape of the heads: a keyword list whose best chunk stands far above the rest
+    (a question naming a rare identifier found in one passage) earns the keyword side
+    weight; a flat keyword head (plain words matched loosely everywhere) gives it back.
+    `base + cosine_slope * (cosine - cosine_mid) + slope * (dense sureness - keyword
+    sureness)`, kept in [low, high].
+    """
+
+    base: float = 0.6
+    slope: float = 0.0
+    cosine_slope: float = 0.0
+    cosine_mid: float = 0.6
+    low: float = 0.3
+    high: float = 1.0
+    depth: int = 10
+
+    def __call__(self, dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint]) -> float:
+        if not keyword:
+            return 1.0
+        if not dense:
+            return 0.0
+        weight = self.base + self.cosine_slope * (dense[0].score - self.cosine_mid)
+        if self.slope:
+            weight += self.slope * (sureness(dense, self.depth) - sureness(keyword, self.depth))
+        return min(self.high, max(self.low, weight))
+
+
 def fuse(
     dense: Sequence[ScoredPoint],
     keyword: Sequence[ScoredPoint],

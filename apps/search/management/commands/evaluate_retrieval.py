@@ -46,8 +46,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test.utils import override_settings
 
 from apps.core.migrations_check import require_migrated
+from apps.knowledge.selectors import readable_collection_ids
 from apps.retrieval.embeddings import embed_query
 from apps.retrieval.tempstore import temporary_owner
+from apps.search.evaluation.adapted import adapted_embedder, train_on
 from apps.search.evaluation.dataset import (
     DEFAULT_EXCLUDE,
     Entry,
@@ -57,8 +59,9 @@ from apps.search.evaluation.dataset import (
 )
 from apps.search.evaluation.environment import Environment
 from apps.search.evaluation.fusions import FusionVariant, configured_variant, parse_fusion
+from apps.search.evaluation.lists import dump_query
 from apps.search.evaluation.metrics import evaluate, percentile, run_from_ranking
-from apps.search.search import retrieve, retrieve_with
+from apps.search.search import candidates_for, retrieve, retrieve_with
 
 ALL_MODES = ("dense", "sparse", "hybrid")
 TOP_K = 100
@@ -115,6 +118,20 @@ class Command(BaseCommand):
             "retrieve() calls relevant, against the dev queries, per threshold",
         )
         parser.add_argument("--json", type=Path, help="also write the results here")
+        parser.add_argument(
+            "--adapt",
+            action="store_true",
+            help="then adapt the embedder on the corpus (never the queries), ingest again "
+            "with it and score it too (apps/search/evaluation/adapted.py)",
+        )
+        parser.add_argument("--adapt-minutes", type=float, default=30.0)
+        parser.add_argument("--adapt-pairs", type=int, default=4096)
+        parser.add_argument(
+            "--lists",
+            type=Path,
+            help="also write every judged query's dense and keyword candidates here, "
+            "for evaluate_fusion (apps/search/evaluation/lists.py)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         require_migrated()
@@ -161,6 +178,20 @@ class Command(BaseCommand):
                 fusions=fusions,
                 negatives=negatives,
             )
+            if options["lists"]:
+                self._lists(env, root.name, queries, splits, options["lists"])
+            if options["adapt"]:
+                results += self._adapted(
+                    env,
+                    stack,
+                    options,
+                    corpus=corpus,
+                    queries=queries,
+                    splits=splits,
+                    modes=modes,
+                    fusions=fusions,
+                    negatives=negatives,
+                )
             if options["json"]:
                 # Written before the clean-up, so a failing clean-up loses no results.
                 options["json"].write_text(json.dumps(results, indent=2))
@@ -172,6 +203,56 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"clean-up failed ({err}); rows named {env.tag}-* may be left in the database"
             )
+
+    def _adapted(
+        self, env: Environment, stack: ExitStack, options: dict[str, Any], **run: Any
+    ) -> list[Row]:
+        work = Path(tempfile.mkdtemp(prefix="enclave-eval-adapted-"))
+        stack.callback(shutil.rmtree, work, True)
+        queries, splits = run["queries"], run["splits"]
+        judged = sorted({queries[q] for s in splits for q in s.qrels if q in queries})
+        report = train_on(
+            env,
+            exclude=judged,
+            out=work / "model",
+            max_minutes=options["adapt_minutes"],
+            max_pairs=options["adapt_pairs"],
+            log=self.stdout.write,
+        )
+        self.stdout.write(f"--- the adapted embedder ({report.steps} steps), ingested again:")
+        stack.enter_context(adapted_embedder(work / "model"))
+        if options["store"] == "temp":
+            stack.enter_context(temporary_owner())
+        adapted = Environment()
+        stack.callback(self._cleanup, adapted)
+        rows = self._run(env=adapted, **run)
+        for row in rows:
+            row["embedder"] = "adapted"
+            row["training"] = report.as_dict()
+        if options["lists"]:
+            out: Path = options["lists"]
+            name = f"{options['beir'].name}+adapted"
+            self._lists(adapted, name, queries, splits, out.with_name(f"{out.stem}-adapted.json"))
+        return rows
+
+    def _lists(
+        self, env: Environment, name: str, queries: dict[str, str], splits: list[Split], out: Path
+    ) -> None:
+        dumped: dict[str, object] = {}
+        for split in splits:
+            collection_ids = readable_collection_ids(env.user(hidden=bool(split.excluded)))
+            judged = {q: r for q, r in split.qrels.items() if q in queries}
+            dumped[split.name] = {
+                "qrels": judged,
+                "queries": {
+                    qid: dump_query(
+                        candidates_for(collection_ids, queries[qid]), env.doc_ids, limit=TOP_K
+                    )
+                    for qid in judged
+                },
+            }
+        out.write_text(json.dumps({"name": name, "splits": dumped}))
+        self.stdout.write(f"wrote the candidate lists of {len(splits)} split(s) to {out}")
 
     # --- the run -----------------------------------------------------------------------
 
