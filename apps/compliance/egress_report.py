@@ -173,7 +173,8 @@ def _name(user_id: int | None, names: dict[int, str]) -> str:
 def _denial(
     event_id: int, moment: datetime, actor_pk: int | None, conversation_id: str, d: dict
 ) -> dict[str, Any]:
-    reasons = d.get("reasons") if isinstance(d.get("reasons"), list) else []
+    given = d.get("reasons")
+    reasons: list[Any] = given if isinstance(given, list) else []
     return {
         "event_id": event_id,
         "time": format_time(moment),
@@ -250,7 +251,12 @@ def _totals(sent: list[dict[str, Any]]) -> dict[str, Any]:
         row["completion_tokens"] += entry["completion_tokens"]
         row["cost"] += Decimal(entry["cost"])
 
-    overall = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": Decimal(0)}
+    overall: dict[str, Any] = {
+        "calls": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost": Decimal(0),
+    }
     for entry in sent:
         add("user", entry["user"], entry)
         add("provider", f"{entry['provider']} / {entry['model']}", entry)
