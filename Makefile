@@ -25,7 +25,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
-	bench-llm browser
+	bench-llm bench-api bench-scim browser
 
 install: $(STAMP)
 
@@ -131,3 +131,9 @@ model-qwen: install
 
 bench-llm: install
 	$(PY) bench/llm.py
+
+bench-api: install
+	$(PY) bench/api.py
+
+bench-scim: install
+	$(PY) bench/api_scim.py

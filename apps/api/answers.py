@@ -57,14 +57,20 @@ def question_events(
 @dataclass(frozen=True)
 class Outcome:
     final: Message  # the answer the client gets
-    earlier: list[Message]  # answers before it (a local one, before an escalation)
+    earlier: list[Message]  # earlier answers to the same question (the local one)
 
 
 def outcome_of(events: list[StreamEvent]) -> Outcome:
-    ids = [e.data["message_id"] for e in events if e.kind == "done"]
-    found = Message.objects.in_bulk(ids)
-    answers = [found[i] for i in ids]
-    return Outcome(answers[-1], answers[:-1])
+    """The last answer the events saved, and the answers to its question before it (the
+    local answer of an escalation is not among the events the client gets)."""
+    last_id = [e.data["message_id"] for e in events if e.kind == "done"][-1]
+    final = Message.objects.select_related("reply_to").get(pk=last_id)
+    earlier = list(
+        Message.objects.filter(reply_to_id=final.reply_to_id, pk__lt=final.pk)
+        .select_related("reply_to")
+        .order_by("pk")
+    )
+    return Outcome(final, earlier)
 
 
 def refusal(outcome: Outcome, request: HttpRequest) -> ApiError | None:

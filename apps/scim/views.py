@@ -144,7 +144,10 @@ def group_view(request: HttpRequest, token: ScimToken, group_id: str) -> HttpRes
         group = groups.scim_group_update(group=group, changes=changes, token=token)
     elif request.method == "PATCH":
         changes = group_changes(_body(request))
-        group = groups.scim_group_update(group=group, changes=changes, token=token)
+        groups.scim_group_update(group=group, changes=changes, token=token)
+        # RFC 7644 §3.5.2 allows 204: a group's whole member list (thousands) is not sent
+        # back for every change; the identity providers accept it.
+        return HttpResponse(status=204)
     return _answer(group_resource(group, request))
 
 
