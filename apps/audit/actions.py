@@ -29,6 +29,8 @@ KNOWN_ACTIONS: tuple[str, ...] = (
     "chat.feedback",
     "policy.changed",
     "audit.exported",
+    "person.erased",
+    "retention.applied",
     "audit.egress_reported",
     # The API and its personal tokens (apps/api, apps/accounts/tokens.py).
     "api.request",

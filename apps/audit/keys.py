@@ -51,7 +51,7 @@ def _kek() -> AESGCM:
     return AESGCM(hmac.new(str(material).encode(), _WRAP_LABEL, hashlib.sha256).digest())
 
 
-def _unwrap(kid: uuid.UUID, wrapped: bytes) -> DataKey:
+def _unwrap(kid: uuid.UUID, wrapped: bytes | memoryview) -> DataKey:
     blob = bytes(wrapped)
     try:
         raw = _kek().decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], kid.bytes)

@@ -20,7 +20,7 @@ AUDIT_PERSONAL_KEY = env.key(
 # 0 keeps conversations until their person is erased.
 RETENTION_CONVERSATION_DAYS = env.integer("RETENTION_CONVERSATION_DAYS", default=0, low=0)
 # Days the original file of an upload is kept after it was uploaded; the indexed text stays
-# searchable, the download then says the original is gone. 0 keeps originals.
+# searchable, its download then answers 404. 0 keeps originals.
 RETENTION_UPLOAD_DAYS = env.integer("RETENTION_UPLOAD_DAYS", default=0, low=0)
 # Months of personal fields in audit events: older months' person keys are deleted, so
 # their usernames, questions and addresses read "erased" while the chain still verifies.

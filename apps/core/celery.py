@@ -29,7 +29,7 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    include=["workers.ingest", "workers.audit"],
+    include=["workers.ingest", "workers.audit", "workers.retention"],
     beat_schedule={
         "reap-stale-ingestions": {"task": "workers.ingest.reap_stale_task", "schedule": 60.0},
     },
@@ -56,6 +56,12 @@ def _late_config() -> None:
             "task": "workers.audit.siem_feed_task",
             "schedule": float(feed),
             "options": {"expires": feed},
+        },
+        # Retention periods (apps/compliance/retention.py); a no-op while all are 0.
+        "retention": {
+            "task": "workers.retention.retention_task",
+            "schedule": float(settings.RETENTION_INTERVAL_SECONDS),
+            "options": {"expires": settings.RETENTION_INTERVAL_SECONDS},
         },
     }
 
