@@ -246,8 +246,9 @@ def synthetic_events(count: int, *, users: list[tuple[int, str]]):
             produced += 1
 
 
-def bulk_load(count: int) -> float:
-    """COPY `count` chained events; returns seconds."""
+def bulk_load(count: int, *, events=None) -> float:
+    """COPY `count` chained events; returns seconds. `events(count, users=...)` yields
+    (action, actor, target, details) tuples (default: synthetic_events)."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
@@ -270,7 +271,7 @@ def bulk_load(count: int) -> float:
             raw = cursor.cursor  # the psycopg cursor, for COPY
             with raw.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
                 for i, (action, (pk, name), target, details) in enumerate(
-                    synthetic_events(count, users=users), start=1
+                    (events or synthetic_events)(count, users=users), start=1
                 ):
                     when = start + step * i
                     details_json = canonical_details(details)

@@ -27,7 +27,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
@@ -72,16 +74,29 @@ class Seal:
     signature: str = ""
     format: str = SEAL_FORMAT
 
+    def as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: its deep copy is most of the cost of checking a year of
+        # seals, and every value here is a str or an int.
+        return {name: getattr(self, name) for name in _NAMES}
+
     def payload(self) -> bytes:
-        data = asdict(self)
+        data = self.as_dict()
         data.pop("signature")
         return canonical_json(data).encode()
 
     def line(self) -> str:
-        return canonical_json(asdict(self))
+        return self._line
 
     def digest(self) -> str:
-        return hashlib.sha256(self.line().encode()).hexdigest()
+        return self._digest
+
+    @cached_property
+    def _line(self) -> str:
+        return canonical_json(self.as_dict())
+
+    @cached_property
+    def _digest(self) -> str:
+        return hashlib.sha256(self._line.encode()).hexdigest()
 
     def signed_by(self, key: Ed25519PublicKey) -> bool:
         return self.key_id == key_id(key) and signature_valid(self.payload(), self.signature, key)
@@ -91,6 +106,7 @@ class Seal:
 
 
 _TYPES = {f.name: (int if f.type in ("int", int) else str) for f in fields(Seal)}
+_NAMES = tuple(_TYPES)
 
 
 def parse_seal(text: str, *, where: str = "") -> Seal:

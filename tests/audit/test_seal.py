@@ -10,6 +10,7 @@ import hashlib
 import json
 import socket
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 
@@ -20,7 +21,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 
 from apps.audit.chain import canonical_parts
-from apps.audit.seal import Seal, SealError, audit_seal, stored_seals
+from apps.audit.seal import SealError, audit_seal, stored_seals
 from apps.audit.seal_keys import key_id, public_hex, signing_key
 from apps.audit.seal_verify import verify_sealed
 from apps.audit.services import audit_record
@@ -146,16 +147,8 @@ def test_a_seal_store_replaced_by_one_signed_with_another_key_is_broken(audit_se
     record(3)
     genuine = audit_seal().seal
     forger = Ed25519PrivateKey.generate()
-    forged = Seal(
-        **{
-            **genuine.__dict__,
-            "last_id": 2,
-            "count": 2,
-            "signature": "",
-            "key_id": key_id(forger.public_key()),
-        }
-    )
-    forged = Seal(**{**forged.__dict__, "signature": forger.sign(forged.payload()).hex()})
+    forged = replace(genuine, last_id=2, count=2, signature="", key_id=key_id(forger.public_key()))
+    forged = replace(forged, signature=forger.sign(forged.payload()).hex())
     audit_seal_store.write_text(forged.line() + "\n")
     code, output = run("audit_verify")
     assert code == 1
