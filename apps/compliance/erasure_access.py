@@ -3,8 +3,9 @@
 The account and its groups, API tokens (never their secrets), conversations with every
 message, feedback and what was searched, the documents they uploaded (not their text: the
 file is theirs already, and its text is the company's index), and every audit event about
-them with the personal fields opened: their own events, and sign-in attempts that named
-their account. Written as it is read, so 10,000 events do not sit in memory twice.
+them with the personal fields opened (in the audit export's shape, hashes included):
+their own events, and sign-in attempts that named their account. Written as it is read,
+so 10,000 events do not sit in memory twice.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.assistant.models import Conversation
-from apps.audit.chain import format_time
 from apps.audit.keys import subject_kids, user_subject
 from apps.audit.models import AuditEvent
 from apps.audit.personal import reveal_events
+from apps.compliance.exports import event_as_object
 from apps.knowledge.models import Document
 
 if TYPE_CHECKING:
@@ -109,22 +110,6 @@ def person_events(*, user_pk: int) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(about).order_by("id")
 
 
-def _event(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "time": format_time(event.time),
-        "action": event.action,
-        "actor_username": event.actor_username,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_repr": event.target_repr,
-        "conversation_id": event.conversation_id,
-        "labels": list(event.labels),
-        "left_premises": event.left_premises,
-        "details": event.details,
-    }
-
-
 def _events(user_pk: int) -> Iterator[dict[str, Any]]:
     events = person_events(user_pk=user_pk)
     last = 0
@@ -132,7 +117,7 @@ def _events(user_pk: int) -> Iterator[dict[str, Any]]:
         batch = reveal_events(events.filter(id__gt=last)[:_BATCH])
         if not batch:
             return
-        yield from map(_event, batch)
+        yield from map(event_as_object, batch)
         last = batch[-1].id
 
 

@@ -29,6 +29,7 @@ from apps.knowledge.models import Document
 from apps.retrieval import store as vector_store
 from apps.retrieval.store.protocol import Filter
 from tests.conftest import wait_for_documents
+from tests.support.egress import stream_done
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -49,16 +50,9 @@ ADDRESS = "198.51.100.23"
 
 
 def _ask(client, question: str) -> dict:
-    resp = client.post(reverse("assistant:ask"), {"question": question, "conversation": ""})
-    assert resp.status_code == 200, resp.content
-    body = b"".join(resp.streaming_content).decode()
-    done = [
-        json.loads(block.split("data: ", 1)[1])
-        for block in body.split("\n\n")
-        if block.startswith("event: done")
-    ]
-    assert len(done) == 1, body
-    return done[0]
+    return stream_done(
+        client.post(reverse("assistant:ask"), {"question": question, "conversation": ""})
+    )
 
 
 def _pg_dump() -> str:

@@ -103,7 +103,11 @@ def answered(
 def escalate(client: Any, user: Any, answer: Message) -> dict[str, Any]:
     """Press "Ask the stronger model" under `answer` as `user`; the stream's `done`."""
     client.force_login(user)
-    resp = client.post(reverse("assistant:escalate", args=[answer.pk]))
+    return stream_done(client.post(reverse("assistant:escalate", args=[answer.pk])))
+
+
+def stream_done(resp: Any) -> dict[str, Any]:
+    """The one `done` event of a chat stream (ask or escalate)."""
     assert resp.status_code == 200, resp.content
     body = b"".join(resp.streaming_content).decode()
     done = [
