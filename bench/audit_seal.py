@@ -54,6 +54,8 @@ django.setup()
 from apps.audit.seal import audit_seal
 every, stop = float(sys.argv[1]), sys.argv[2]
 import os
+audit_seal()
+print("ready", flush=True)
 n, spent = 0, 0.0
 while not os.path.exists(stop):
     t0 = time.perf_counter()
@@ -326,6 +328,8 @@ def main() -> None:
                 stdout=subprocess.PIPE,
                 text=True,
             )
+            assert sealer.stdout is not None
+            assert sealer.stdout.readline().strip() == "ready"  # started before, not during
             on = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
             stop.touch()
             seals, spent = sealer.communicate(timeout=600)[0].split()

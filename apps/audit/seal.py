@@ -123,7 +123,11 @@ def parse_seal(text: str, *, where: str = "") -> Seal:
             raise SealError(f"{where}: seal field {name} must be {kind.__name__}")
     if data["format"] != SEAL_FORMAT:
         raise SealError(f"{where}: unknown seal format {data['format']!r}")
-    return Seal(**data)
+    seal = Seal(**data)
+    # The digest the next seal names is of the line as stored (written canonically by
+    # line()); a line re-formatted since no longer links, which is tampering too.
+    seal.__dict__["_line"] = text.strip()
+    return seal
 
 
 def stored_seals() -> list[Seal]:
