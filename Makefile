@@ -25,7 +25,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
-	bench-llm bench-api bench-scim bench-erase browser
+	bench-llm bench-api bench-scim bench-erase bench-seal browser
 
 install: $(STAMP)
 
@@ -108,6 +108,9 @@ bench-retrieval: install
 
 bench-audit: install
 	$(PY) bench/audit.py
+
+bench-seal: install
+	$(PY) bench/audit_seal.py
 
 bench-erase: install
 	$(PY) bench/erase.py
