@@ -101,13 +101,17 @@ def scim_group_update(*, group: Group, changes: MemberChanges, token: ScimToken)
         _check_name(changes.display_name, other_than=group.pk)
     with transaction.atomic():
         group = Group.objects.select_for_update().get(pk=group.pk)
-        current = set(group.user_set.values_list("pk", flat=True))
+        members = group.user_set
         if changes.replace is not None:
-            wanted = changes.replace
+            current = set(members.values_list("pk", flat=True))
+            added = _users(changes.replace - current)
+            removed = list(User.objects.filter(pk__in=current - changes.replace))
         else:
-            wanted = (current | changes.add) - changes.remove
-        added = _users(wanted - current)
-        removed = list(User.objects.filter(pk__in=current - wanted))
+            # Only the named users are read: a group of thousands is not loaded per change.
+            named = members.filter(pk__in=changes.add | changes.remove)
+            already = set(named.values_list("pk", flat=True))
+            added = _users(changes.add - changes.remove - already)
+            removed = list(User.objects.filter(pk__in=changes.remove & already))
         if changes.display_name is not None and changes.display_name != group.name:
             old, group.name = group.name, changes.display_name
             group.save(update_fields=["name"])

@@ -60,28 +60,29 @@ def _page(request: HttpRequest) -> tuple[int, int]:
 
 
 def _listing(
-    request: HttpRequest, rows: QuerySet[Any], render: Callable[[Any], dict]
+    request: HttpRequest,
+    rows: QuerySet[Any],
+    render: Callable[[Any], dict],
+    *,
+    filterable: dict[str, str],
 ) -> JsonResponse:
+    """A ListResponse page of `rows`, narrowed by the request's `filter` when it names one
+    of `filterable` (SCIM attribute → lookup)."""
+    if request.GET.get("filter"):
+        lookup, value = parse_eq_filter(request.GET["filter"], attributes=filterable)
+        rows = rows.filter(**{lookup: value})
     start, count = _page(request)
     total = rows.count()
     page = list(rows.order_by("pk")[start - 1 : start - 1 + count]) if count else []
     return _answer(list_response([render(r) for r in page], total=total, start=start))
 
 
-def _user(user_id: str) -> User:
-    pk = id_param(user_id)
-    user = User.objects.filter(pk=pk).first() if pk is not None else None
-    if user is None:
-        raise not_found("user", user_id)
-    return user
-
-
-def _group(group_id: str) -> Group:
-    pk = id_param(group_id)
-    group = Group.objects.filter(pk=pk).first() if pk is not None else None
-    if group is None:
-        raise not_found("group", group_id)
-    return group
+def _one(rows: QuerySet[Any], kind: str, ident: str) -> Any:
+    pk = id_param(ident)
+    found = rows.filter(pk=pk).first() if pk is not None else None
+    if found is None:
+        raise not_found(kind, ident)
+    return found
 
 
 @_scim_view(("GET", "POST"))
@@ -89,18 +90,17 @@ def users_view(request: HttpRequest, token: ScimToken) -> HttpResponse:
     if request.method == "POST":
         user = users.scim_user_create(data=_body(request), token=token)
         return _answer(user_resource(user, request), 201)
-    rows = User.objects.prefetch_related("groups")
-    if request.GET.get("filter"):
-        lookup, value = parse_eq_filter(
-            request.GET["filter"], attributes={"userName": "username__iexact"}
-        )
-        rows = rows.filter(**{lookup: value})
-    return _listing(request, rows, lambda u: user_resource(u, request))
+    return _listing(
+        request,
+        User.objects.prefetch_related("groups"),
+        lambda u: user_resource(u, request),
+        filterable={"userName": "username__iexact"},
+    )
 
 
 @_scim_view(("GET", "PUT", "PATCH", "DELETE"))
 def user_view(request: HttpRequest, token: ScimToken, user_id: str) -> HttpResponse:
-    user = _user(user_id)
+    user = _one(User.objects.all(), "user", user_id)
     if request.method == "DELETE":
         users.scim_user_delete(user=user, token=token)
         return HttpResponse(status=204)
@@ -117,19 +117,18 @@ def groups_view(request: HttpRequest, token: ScimToken) -> HttpResponse:
     if request.method == "POST":
         group = groups.scim_group_create(data=_body(request), token=token)
         return _answer(group_resource(group, request), 201)
-    rows = Group.objects.all()
-    if request.GET.get("filter"):
-        lookup, value = parse_eq_filter(
-            request.GET["filter"], attributes={"displayName": "name__iexact"}
-        )
-        rows = rows.filter(**{lookup: value})
     members = "members" not in request.GET.get("excludedAttributes", "")
-    return _listing(request, rows, lambda g: group_resource(g, request, members=members))
+    return _listing(
+        request,
+        Group.objects.all(),
+        lambda g: group_resource(g, request, members=members),
+        filterable={"displayName": "name__iexact"},
+    )
 
 
 @_scim_view(("GET", "PUT", "PATCH", "DELETE"))
 def group_view(request: HttpRequest, token: ScimToken, group_id: str) -> HttpResponse:
-    group = _group(group_id)
+    group = _one(Group.objects.all(), "group", group_id)
     if request.method == "DELETE":
         groups.scim_group_delete(group=group, token=token)
         return HttpResponse(status=204)
