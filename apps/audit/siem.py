@@ -207,7 +207,16 @@ def start_cursor(path: Path | None) -> int:
     if path is None or not path.exists():
         return saved
     last = _last_line(path)
-    return max(saved, int(json.loads(last)["metadata"]["sequence"])) if last else saved
+    if not last:
+        return saved
+    try:
+        fed = int(json.loads(last)["metadata"]["sequence"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"The last line of {path} is not a feed line ({err}): move the file aside and "
+            "feed again from the cursor."
+        ) from err
+    return max(saved, fed)
 
 
 def save_cursor(event_id: int) -> None:
