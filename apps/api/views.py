@@ -10,7 +10,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.views.decorators.csrf import csrf_exempt
+
+# Bearer-token endpoints: no cookie session is read here, and a browser never sends an
+# Authorization header by itself, so there is no cross-site request to forge.
+from django.views.decorators.csrf import csrf_exempt  # nosemgrep: no-csrf-exempt
 
 from apps.api import answers, stream
 from apps.api.auth import api_user, over_question_rate
@@ -37,7 +40,7 @@ def _openai_errors(method: str) -> Callable[[View], View]:
 
         inner.__name__ = view.__name__
         inner.__doc__ = view.__doc__
-        return csrf_exempt(inner)
+        return csrf_exempt(inner)  # nosemgrep: no-csrf-exempt - see the import
 
     return wrap
 
