@@ -318,8 +318,8 @@ def main() -> None:
 
         print(f"2. append rate, {args.writers} writers, {args.append_events:,} events per run")
         ratios = []
-        for round_ in range(args.rounds):
-            off = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
+
+        def sealing_on(round_: int) -> tuple[float, str, str]:
             stop = var / f"stop-{round_}"
             sealer = subprocess.Popen(
                 [sys.executable, "-c", SEALER, str(args.seal_every), str(stop)],
@@ -330,9 +330,19 @@ def main() -> None:
             )
             assert sealer.stdout is not None
             assert sealer.stdout.readline().strip() == "ready"  # started before, not during
-            on = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
+            rate = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
             stop.touch()
             seals, spent = sealer.communicate(timeout=600)[0].split()
+            return rate, seals, spent
+
+        for round_ in range(args.rounds):
+            # Off-on, then on-off: a drift in the machine's load cancels out across rounds.
+            if round_ % 2 == 0:
+                off = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
+                on, seals, spent = sealing_on(round_)
+            else:
+                on, seals, spent = sealing_on(round_)
+                off = append(db_url, writers=args.writers, total=args.append_events, mode="txn")
             ratios.append(on / off)
             print(
                 f"   off {off:,.0f}/s, on {on:,.0f}/s ({seals} seals, "
@@ -342,28 +352,34 @@ def main() -> None:
 
         print("3. audit_verify over the whole chain (fresh process each)")
         store = seal_store_path()
-        for _ in range(args.rounds):
-            walk = measured(db_url, "walk")
-            one = measured(db_url, "sealed")
+        from apps.audit.models import AuditEvent
+
+        total = AuditEvent.objects.count()
+
+        def walk_and_sealed(round_: int) -> tuple[dict, dict]:
+            # Alternate which runs first, so the machine's load drifts out of the ratio.
+            if round_ % 2 == 0:
+                walk = measured(db_url, "walk")
+                return walk, measured(db_url, "sealed")
+            sealed = measured(db_url, "sealed")
+            return measured(db_url, "walk"), sealed
+
+        for label, prepare in (("the seals made above", None), ("a year of seals", year_of_seals)):
+            if prepare is not None:
+                prepare(store, total)
             seals = sum(1 for _ in open(store))
-            print(
-                f"   walk alone: {walk['count']:,} events {walk['seconds']:.1f} s, "
-                f"peak {walk['peak_mb']:.0f} MB; with {seals} seals: {one['seconds']:.1f} s "
-                f"({one['seconds'] / walk['seconds']:.3f}x), peak {one['peak_mb']:.0f} MB"
-            )
-        total = walk["count"]
-        made = year_of_seals(store, total)
-        for _ in range(args.rounds):
-            walk = measured(db_url, "walk")
-            year = measured(db_url, "sealed")
-            print(
-                f"   walk alone {walk['seconds']:.1f} s; with {made:,} seals "
-                f"{year['seconds']:.1f} s = {year['seconds'] / walk['seconds']:.3f}x, "
-                f"peak {year['peak_mb']:.0f} MB"
-            )
+            ratios = []
+            for round_ in range(args.rounds):
+                walk, one = walk_and_sealed(round_)
+                ratios.append(one["seconds"] / walk["seconds"])
+                print(
+                    f"   walk alone: {walk['count']:,} events {walk['seconds']:.1f} s, "
+                    f"peak {walk['peak_mb']:.0f} MB; with {seals:,} seals: {one['seconds']:.1f} s "
+                    f"({ratios[-1]:.3f}x), peak {one['peak_mb']:.0f} MB"
+                )
+            print(f"   with {label}: ratio {spread(ratios)}")
 
         print("4. egress report over the whole period (fresh process each)")
-        from apps.audit.models import AuditEvent
 
         start = AuditEvent.objects.order_by("id").values_list("time", flat=True).first()
         end = AuditEvent.objects.order_by("-id").values_list("time", flat=True).first()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
@@ -42,6 +42,7 @@ from apps.audit.seal_keys import key_id, sign, signature_valid, signing_key, tru
 from apps.audit.seal_sinks import (
     SinkError,
     http_post,
+    last_seal_line,
     seal_store_path,
     store_seal,
     stored_seal_lines,
@@ -130,17 +131,23 @@ def parse_seal(text: str, *, where: str = "") -> Seal:
     return seal
 
 
-def stored_seals() -> list[Seal]:
-    """Every seal in the store, oldest first. Unreadable lines raise SealError."""
+def iter_seals() -> Iterator[Seal]:
+    """The seals in the store, oldest first, one at a time. Unreadable lines raise
+    SealError."""
     where = str(seal_store_path())
-    return [
-        parse_seal(line, where=f"{where} seal {n}") for n, line in enumerate(stored_seal_lines(), 1)
-    ]
+    for n, line in enumerate(stored_seal_lines(), 1):
+        yield parse_seal(line, where=f"{where} seal {n}")
+
+
+def stored_seals() -> list[Seal]:
+    return list(iter_seals())
 
 
 def latest_seal() -> Seal | None:
-    seals = stored_seals()
-    return seals[-1] if seals else None
+    """The newest seal in the store, read from its end (sealing and the console's status
+    need only it)."""
+    line = last_seal_line()
+    return parse_seal(line, where=f"{seal_store_path()} last seal") if line else None
 
 
 @dataclass(frozen=True)
@@ -160,8 +167,7 @@ def audit_seal(*, using: str = "default") -> SealResult:
     trusted = trusted_public_key()
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
-        seals = stored_seals()
-        previous = seals[-1] if seals else None
+        previous = latest_seal()
         if previous is not None and not previous.signed_by(trusted):
             raise SealError(
                 f"The latest seal in {seal_store_path()} ({previous}) is not signed by the seal "

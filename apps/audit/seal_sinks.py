@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -66,17 +67,43 @@ def store_seal(seq: int, line: str) -> str:
     return str(path)
 
 
-def stored_seal_lines() -> list[str]:
-    """Every seal line in the store, oldest first ([] when there is no store yet)."""
+def stored_seal_lines() -> Iterator[str]:
+    """Every seal line in the store, oldest first (none when there is no store yet), read
+    as they come: a year of seals is not held in memory at once."""
+    path = seal_store_path()
+    if is_directory_store(path):
+        if path.exists():
+            files = sorted(p for p in path.iterdir() if p.name.startswith(SEAL_FILE_PREFIX))
+            for file in files:
+                yield file.read_text().strip()
+        return
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield line.strip()
+
+
+def last_seal_line() -> str:
+    """The newest seal line ("" when there is none), without reading the whole store."""
     path = seal_store_path()
     if is_directory_store(path):
         if not path.exists():
-            return []
-        files = sorted(p for p in path.iterdir() if p.name.startswith(SEAL_FILE_PREFIX))
-        return [f.read_text().strip() for f in files]
+            return ""
+        names = [p.name for p in path.iterdir() if p.name.startswith(SEAL_FILE_PREFIX)]
+        return (path / max(names)).read_text().strip() if names else ""
     if not path.exists():
-        return []
-    return [line for line in path.read_text().splitlines() if line.strip()]
+        return ""
+    with open(path, "rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        block, position = b"", end
+        while position > 0 and len(block.strip().splitlines()) < 2:
+            position = max(0, position - 65536)
+            handle.seek(position)
+            block = handle.read(end - position)
+    lines = block.strip().splitlines()
+    return lines[-1].decode() if lines else ""
 
 
 class SyslogSender:

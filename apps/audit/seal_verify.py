@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH
 from apps.audit.models import AuditEvent
-from apps.audit.seal import Seal, SealError, stored_seals
+from apps.audit.seal import Seal, SealError, iter_seals, latest_seal
 from apps.audit.seal_keys import SealKeyError, key_id, trusted_public_key
 from apps.audit.seal_sinks import seal_store_path
 from apps.audit.siem import fed_hashes
@@ -97,12 +97,13 @@ def verify_sealed(
         start_after=start_after, start_hash=start_hash, batch_size=batch_size, using=using
     )
     try:
-        seals = stored_seals()
+        scan = _scan_seals(start_after=start_after)
     except SealError as err:
         return SealedReport(
             chain=chain, seal=None, seal_problem=f"the seal store is unreadable: {err}"
         )
-    if not seals:
+    trusted = scan.latest
+    if trusted is None:
         if chain.count == 0:
             return SealedReport(chain=chain, seal=None)  # nothing yet for a seal to vouch for
         return SealedReport(
@@ -114,37 +115,67 @@ def verify_sealed(
                 f"{settings.AUDIT_SEAL_INTERVAL_SECONDS} s)."
             ],
         )
-    trusted = seals[-1]
     if not trusted.signed_by(key):
-        genuine = [s for s in seals if s.signed_by(key)]
-        after = genuine[-1].last_id if genuine else start_after
+        genuine = None
+        for seal in iter_seals():  # the rare path: read the store again for the last good one
+            if seal.signed_by(key):
+                genuine = seal
+        after = genuine.last_id if genuine else start_after
         return SealedReport(
             chain=chain,
-            seal=genuine[-1] if genuine else None,
+            seal=genuine,
             seal_broken_at=after + 1,
             seal_problem=(
                 f"the latest seal in {seal_store_path()} ({trusted}) is not signed by the seal "
                 f"key {key_id(key)} (it names key {trusted.key_id or 'none'}); "
-                + (f"the last genuine seal is {genuine[-1]}" if genuine else "no seal is genuine")
+                + (f"the last genuine seal is {genuine}" if genuine else "no seal is genuine")
                 + f", so nothing after event #{after} is vouched for"
             ),
         )
-    for before, seal in zip(seals, seals[1:], strict=False):
-        if seal.prev_seal != before.digest() or seal.seq != before.seq + 1:
-            return SealedReport(
-                chain=chain,
-                seal=trusted,
-                seal_broken_at=before.last_id + 1,
-                seal_problem=f"{seal} does not follow {before}: a seal was removed or replaced",
-            )
-    report = SealedReport(chain=chain, seal=trusted, seals_checked=len(seals))
+    if scan.gap is not None:
+        before, seal = scan.gap
+        return SealedReport(
+            chain=chain,
+            seal=trusted,
+            seal_broken_at=before.last_id + 1,
+            seal_problem=f"{seal} does not follow {before}: a seal was removed or replaced",
+        )
+    report = SealedReport(chain=chain, seal=trusted, seals_checked=scan.count)
     if not chain.intact:
         return report
-    return _against_seals(report, seals, start_after=start_after, using=using)
+    return _against_seals(report, scan.positions, start_after=start_after, using=using)
+
+
+@dataclass
+class _Scan:
+    latest: Seal | None = None
+    count: int = 0
+    gap: tuple[Seal, Seal] | None = None  # the first seal that does not follow its previous
+    # Sealed position → (the hash sealed there, the first seal's number).
+    positions: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+def _scan_seals(*, start_after: int) -> _Scan:
+    """One pass over the store, holding only what the checks need (a year of seals is
+    105,120 of them)."""
+    scan = _Scan()
+    for seal in iter_seals():
+        before = scan.latest
+        if (
+            before is not None
+            and scan.gap is None
+            and (seal.prev_seal != before.digest() or seal.seq != before.seq + 1)
+        ):
+            scan.gap = (before, seal)
+        if seal.last_id > start_after:
+            scan.positions.setdefault(seal.last_id, (seal.last_hash, seal.seq))
+        scan.latest = seal
+        scan.count += 1
+    return scan
 
 
 def _against_seals(
-    report: SealedReport, seals: list[Seal], *, start_after: int, using: str
+    report: SealedReport, sealed: dict[int, tuple[str, int]], *, start_after: int, using: str
 ) -> SealedReport:
     chain, latest = report.chain, report.seal
     assert latest is not None
@@ -161,36 +192,32 @@ def _against_seals(
                 f"and the chain now ends at #{end}"
             )
         return _broken(report, end + 1, problem)
-    sealed: dict[int, tuple[str, Seal]] = {}
-    for seal in seals:
-        if seal.last_id > start_after:
-            sealed.setdefault(seal.last_id, (seal.last_hash, seal))
     stored = _hashes_at(sorted(sealed), using=using)
     matched = start_after
     for position in sorted(sealed):
-        want, seal = sealed[position]
+        want, seq = sealed[position]
         if stored.get(position) == want:
             matched = position
             continue
+        now = str(stored.get(position))[:16]
         exact = _first_differing(matched, position, using=using)
         if exact is not None:
             where, problem = (
                 exact,
                 (
                     f"its hash differs from the one the SIEM feed recorded when it was written; "
-                    f"{seal} recorded {want[:16]}… for event #{position}, the table now has "
-                    f"{str(stored.get(position))[:16]}…: the events from #{exact} on were "
-                    "rewritten and re-hashed"
+                    f"seal #{seq} recorded {want[:16]}… for event #{position}, the table now "
+                    f"has {now}…: the events from #{exact} on were rewritten and re-hashed"
                 ),
             )
         else:
             where, problem = (
                 matched + 1,
                 (
-                    f"the first rewritten event lies in #{matched + 1}..#{position}: {seal} "
-                    f"recorded hash {want[:16]}… for event #{position}, the table now has "
-                    f"{str(stored.get(position))[:16]}… (the events were rewritten and re-hashed; "
-                    f"seals up to #{matched} still match)"
+                    f"the first rewritten event lies in #{matched + 1}..#{position}: seal "
+                    f"#{seq} recorded hash {want[:16]}… for event #{position}, the table now "
+                    f"has {now}… (the events were rewritten and re-hashed; seals up to "
+                    f"#{matched} still match)"
                 ),
             )
         return _broken(report, where, problem)
@@ -265,13 +292,12 @@ class SealStatus:
 def seal_status() -> SealStatus:
     store = str(seal_store_path())
     try:
-        seals = stored_seals()
+        latest = latest_seal()
         key = trusted_public_key()
     except (SealError, SealKeyError) as err:
         return SealStatus(seal=None, genuine=False, age_seconds=None, store=store, problem=str(err))
-    if not seals:
+    if latest is None:
         return SealStatus(seal=None, genuine=False, age_seconds=None, store=store)
-    latest = seals[-1]
     sealed_at = datetime.fromisoformat(latest.sealed_at.replace("Z", "+00:00"))
     return SealStatus(
         seal=latest,
