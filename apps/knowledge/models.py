@@ -55,12 +55,34 @@ class Document(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     indexed_at = models.DateTimeField(null=True, blank=True)
+    # Versions (apps/knowledge/versions.py): a file uploaded under a current document's
+    # name is a new row, version n+1 of the same lineage (`first_version`, blank on the
+    # first). Once it is indexed the older ones get `superseded_at`, lose their points and
+    # stay listed as history.
+    version = models.PositiveIntegerField(default=1)
+    first_version = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="later_versions"
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set on documents a synced folder owns (apps/knowledge/sync.py); their original_name
+    # is the path inside the folder.
+    source = models.ForeignKey(
+        "knowledge.Source",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="documents",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # Among current documents only: an older version may hold the content a file
+            # is reverted to.
             models.UniqueConstraint(
-                fields=["collection", "sha256"], name="document_unique_content_per_collection"
+                fields=["collection", "sha256"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="document_unique_content_per_collection",
             ),
             models.CheckConstraint(
                 condition=models.Q(label__in=Label.values), name="document_label_known"
@@ -69,3 +91,8 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+from apps.knowledge.sources_models import Source, SyncRun  # noqa: E402  (models Django finds)
+
+__all__ = ["Collection", "Document", "Source", "SyncRun"]
