@@ -278,9 +278,6 @@ RETRIEVAL_MODE = env.choice(
     "RETRIEVAL_MODE", default="hybrid", choices=("hybrid", "dense", "sparse")
 )
 RETRIEVAL_CANDIDATES = env.integer("RETRIEVAL_CANDIDATES", default=50, high=1000)
-RETRIEVAL_DENSE_WEIGHT = env.number(
-    "RETRIEVAL_DENSE_WEIGHT", default=0.6, low=0.0, high=1.0, want="a number from 0 to 1"
-)
 RETRIEVAL_MIN_SCORE = env.number(
     "RETRIEVAL_MIN_SCORE", default=0.35, low=-1.0, high=1.0, want="a cosine from -1 to 1"
 )
@@ -380,6 +377,7 @@ AUDIT_CHECKPOINT_KEY = env.key(
 # Seals, their sinks and the SIEM feed (README "Compliance"); __all__ names them.
 from apps.config.audit_proofs import *  # noqa: E402, F403
 from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
+from apps.config.retrieval import *  # noqa: E402, F403 - the hybrid fusion's constants
 # The request.META name of a header the deployment's own proxy sets to the client's address
 # (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR.
 AUDIT_CLIENT_IP_HEADER = env.meta_header(

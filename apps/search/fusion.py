@@ -1,16 +1,20 @@
-"""How hybrid search combines its two candidate lists: weighted score fusion.
+"""How hybrid search combines its two candidate lists: weighted score fusion plus a
+heading match (QueryFusion, at the end).
 
 Each list's scores are min-max normalised over its own candidates, then
 `dense_weight * dense + (1 - dense_weight) * sparse`; a chunk missing from one list gets
-0 for that half. Chosen by measurement on the dev set (README "Retrieval"): it beat
-reciprocal rank fusion, a dense-first ranking with sparse rescue and query expansion,
-which stay in apps/search/evaluation/ to be measured again, out of the product's path.
+0 for that half. Then each chunk gains `heading_weight` times the share of the question's
+content words found in its title and section heading. Chosen by the worst of the dev sets
+(README "Retrieval"): it beat reciprocal rank fusion, a dense-first ranking with sparse
+rescue, query expansion and weights that follow the shape of the lists, which stay in
+apps/search/evaluation/ to be measured again, out of the product's path.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -25,17 +29,23 @@ Normalise = Callable[[Sequence[ScoredPoint]], dict[str, float]]
 class Fusion:
     candidates: int = 100  # per list, before fusion
     dense_weight: float = 0.5
+    heading_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError(f"dense_weight must lie in [0, 1], got {self.dense_weight!r}")
-        if self.candidates < 1:
+        if self.candidates < 1 or self.heading_weight < 0:
             raise ValueError(f"fusion constants out of range: {self!r}")
+
+    def ranking(self) -> QueryFusion:
+        return QueryFusion(weight=QueryWeight(base=self.dense_weight), heading=self.heading_weight)
 
 
 def default_fusion() -> Fusion:
     return Fusion(
-        candidates=settings.RETRIEVAL_CANDIDATES, dense_weight=settings.RETRIEVAL_DENSE_WEIGHT
+        candidates=settings.RETRIEVAL_CANDIDATES,
+        dense_weight=settings.RETRIEVAL_DENSE_WEIGHT,
+        heading_weight=settings.RETRIEVAL_HEADING_WEIGHT,
     )
 
 
@@ -120,3 +130,63 @@ def fuse(
         pid: dense_weight * d.get(pid, 0.0) + (1 - dense_weight) * s.get(pid, 0.0) for pid in points
     }
     return ordered(fused, points)
+
+
+WORD = re.compile(r"[^\W_]+(?:_[^\W_]+)*")
+# Function words and the question's own scaffolding: they say nothing about a heading.
+STOP_WORDS = frozenset(
+    "a an the is are was were be been being do does did how what why when where which who "
+    "whom can could i my me we our you your it its of to in on for with and or not no by "
+    "from at as this that these those there here will would should shall may might must "
+    "if so than then use using get about into".split()
+)
+
+
+def content_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in WORD.findall(text.lower()) if len(w) > 1 and w not in STOP_WORDS)
+
+
+def heading_of(point: ScoredPoint) -> str:
+    """The title and section a chunk sits under, as its payload carries them."""
+    title = str(point.payload.get("title", ""))
+    section = str(point.payload.get("section", ""))
+    return title if not section or section == title else f"{title} › {section}"
+
+
+def heading_match(words: frozenset[str], heading: str) -> float:
+    """The share of the question's content words that its heading holds, in [0, 1]."""
+    if not words:
+        return 0.0
+    return len(words & content_words(heading)) / len(words)
+
+
+@dataclass(frozen=True)
+class QueryFusion:
+    """The product's hybrid ranking of one question (README "Retrieval").
+
+    The two lists are fused with a weight chosen for this question (QueryWeight); then
+    each chunk gains `heading` times the share of the question's content words found in
+    its document title and section heading. A question asked the way a heading is
+    written ("How do I retry a task?" under "Retrying") finds its section although its
+    words are spread thin in the chunk text. Headings travel in every point's payload,
+    so this costs no store query and no model call.
+    """
+
+    weight: QueryWeight = field(default_factory=QueryWeight)
+    heading: float = 0.2
+
+    def rank(
+        self,
+        dense: Sequence[ScoredPoint],
+        keyword: Sequence[ScoredPoint],
+        question: str,
+        *,
+        headings: Callable[[ScoredPoint], str] = heading_of,
+    ) -> Ranked:
+        fused = fuse(dense, keyword, dense_weight=self.weight(dense, keyword))
+        words = content_words(question) if self.heading else frozenset()
+        if not words:
+            return fused
+        points = {p.id: p for p, _ in fused}
+        boosted = {p.id: s + self.heading * heading_match(words, headings(p)) for p, s in fused}
+        return ordered(boosted, points)

@@ -7,7 +7,8 @@ This module is the one that sends search queries to the store: a hybrid ranking 
 its candidate lists through `Candidates`, which carries the filter.
 
 Hybrid search runs two filtered queries, dense (the embedding model) and sparse (BM25),
-and fuses them (apps/search/fusion.py: the weighted fusion the dev set chose).
+and fuses them (apps/search/fusion.py: the weighted fusion and heading match the dev sets
+chose).
 
 `relevant` answers "did search find anything worth answering from": the best dense
 cosine similarity among the readable candidates against RETRIEVAL_MIN_SCORE. Fused scores
@@ -31,7 +32,7 @@ from apps.retrieval import sparse
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import embed_query
 from apps.retrieval.store.protocol import Filter, ScoredPoint, SparseVector, VectorStore
-from apps.search.fusion import Fusion, Ranked, default_fusion, fuse
+from apps.search.fusion import Fusion, Ranked, default_fusion
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +100,15 @@ HybridRank = Callable[[Candidates, int], tuple[Ranked, float | None]]
 
 
 def weighted(fusion: Fusion) -> HybridRank:
-    """The product's hybrid ranking: both lists, fused by weighted score fusion."""
+    """The product's hybrid ranking: both lists, fused by weighted score fusion, plus the
+    heading match."""
+
+    ranking = fusion.ranking()
 
     def rank(candidates: Candidates, k: int) -> tuple[Ranked, float | None]:
         dense, keyword = candidates.lists(limit=max(k, fusion.candidates))
         best_dense = dense[0].score if dense else None
-        return fuse(dense, keyword, dense_weight=fusion.dense_weight), best_dense
+        return ranking.rank(dense, keyword, candidates.question), best_dense
 
     return rank
 

@@ -56,8 +56,11 @@ def test_a_point_in_both_lists_is_one_hit_with_the_dense_copy():
 def test_default_fusion_is_the_configured_one(settings):
     settings.RETRIEVAL_CANDIDATES = 40
     settings.RETRIEVAL_DENSE_WEIGHT = 0.7
-    assert default_fusion() == Fusion(candidates=40, dense_weight=0.7)
+    settings.RETRIEVAL_HEADING_WEIGHT = 0.3
+    assert default_fusion() == Fusion(candidates=40, dense_weight=0.7, heading_weight=0.3)
     with pytest.raises(ValueError):
         Fusion(dense_weight=1.5)
+    with pytest.raises(ValueError):
+        Fusion(heading_weight=-0.1)
     with pytest.raises(ValueError):
         Fusion(candidates=0)

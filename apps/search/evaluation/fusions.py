@@ -5,7 +5,7 @@ below lost the measurement on the dev set (README "Retrieval") and are kept here
 the product's path, so the comparison can be run again on new data:
 
 weighted:  the product's fusion, with `norm` minmax (the product's) or max (each score
-           divided by its list's best).
+           divided by its list's best), and `h` the heading match (minmax only).
 rrf:       sum of weight / (rrf_k + rank) over both lists, computed here, with
            dense_weight and 1 - dense_weight as the weights (0.5 = plain RRF).
 rrf-store: the store's own RRF (query_hybrid: one round trip, equal weights); the dense
@@ -28,7 +28,7 @@ from django.core.management.base import CommandError
 from apps.knowledge.points import stored_text
 from apps.retrieval import sparse
 from apps.retrieval.store.protocol import ScoredPoint, SparseVector
-from apps.search.fusion import Ranked, default_fusion, fuse, minmax, ordered
+from apps.search.fusion import Fusion, Ranked, default_fusion, fuse, minmax, ordered
 from apps.search.search import Candidates
 
 FUSION_METHODS = ("weighted", "rrf", "rrf-store", "rescue")
@@ -47,6 +47,7 @@ class FusionVariant:
     prf_docs: int = 0
     prf_terms: int = 10
     prf_weight: float = 0.3
+    heading: float = 0.0  # the product's heading match (weighted minmax only)
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -72,22 +73,30 @@ class FusionVariant:
             return [(p, p.score) for p in fused], (top[0].score if top else None)
         dense, keyword = candidates.lists(limit=limit)
         best_dense = dense[0].score if dense else None
-        ranked = self._fuse(dense, keyword, k=k)
+        ranked = self._fuse(dense, keyword, k=k, question=candidates.question)
         if self.prf_docs and ranked:
             top_chunks = [p for p, _ in ranked[: self.prf_docs]]
             expanded = _expand(candidates.keywords, top_chunks, self)
             if expanded is not None:
                 keyword = candidates.sparse(limit=limit, query=expanded)
-                ranked = self._fuse(dense, keyword, k=k)
+                ranked = self._fuse(dense, keyword, k=k, question=candidates.question)
         return ranked, best_dense
 
     def _fuse(
-        self, dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint], *, k: int
+        self,
+        dense: Sequence[ScoredPoint],
+        keyword: Sequence[ScoredPoint],
+        *,
+        k: int,
+        question: str,
     ) -> Ranked:
         if self.method == "rescue":
             return _rescue(dense, keyword, k=k, fusion=self)
         if self.method == "rrf":
             return _rrf(dense, keyword, fusion=self)
+        if self.heading and self.norm == "minmax":
+            ranking = Fusion(dense_weight=self.dense_weight, heading_weight=self.heading)
+            return ranking.ranking().rank(dense, keyword, question)
         normalise = _max_normalise if self.norm == "max" else minmax
         return fuse(dense, keyword, dense_weight=self.dense_weight, normalise=normalise)
 
@@ -101,7 +110,8 @@ class FusionVariant:
 
     def _method_label(self) -> str:
         if self.method == "weighted":
-            return f"weighted w={self.dense_weight:g} {self.norm} c={self.candidates}"
+            heading = f" h={self.heading:g}" if self.heading else ""
+            return f"weighted w={self.dense_weight:g}{heading} {self.norm} c={self.candidates}"
         if self.method == "rrf":
             return f"rrf k={self.rrf_k} w={self.dense_weight:g} c={self.candidates}"
         if self.method == "rrf-store":
@@ -118,13 +128,14 @@ def configured_variant() -> FusionVariant:
         dense_weight=fusion.dense_weight,
         norm="minmax",
         rrf_k=settings.RRF_K,
+        heading=fusion.heading_weight,
     )
 
 
 def parse_fusion(spec: str) -> FusionVariant:
     """`method[:key=value,...]`, keys w (dense weight), norm, c (candidates), k (RRF k),
     n (rescued sparse hits), at (rescue position), prf/prft/prfw (feedback chunks, terms,
-    weight); unset keys keep the configured value."""
+    weight), h (heading match); unset keys keep the configured value."""
     method, _, rest = spec.partition(":")
     names: dict[str, tuple[str, type[float] | type[int] | type[str]]] = {
         "w": ("dense_weight", float),
@@ -136,6 +147,7 @@ def parse_fusion(spec: str) -> FusionVariant:
         "prf": ("prf_docs", int),
         "prft": ("prf_terms", int),
         "prfw": ("prf_weight", float),
+        "h": ("heading", float),
     }
     changes: dict[str, float | int | str] = {"method": method}
     for part in filter(None, rest.split(",")):

@@ -8,7 +8,8 @@ number of fusion rules on any number of data sets in seconds, without a store or
 This is how the per-query fusion was chosen across the dev sets (README "Retrieval").
 
 File shape (JSON): {"name", "splits": {split: {"qrels": {qid: {doc: grade}},
-"queries": {qid: {"text", "terms", "dense": [[point id, doc id, score], ...], "sparse": [...]}}}}}
+"queries": {qid: {"text", "terms", "dense": [[point id, doc id, score, heading], ...],
+"sparse": [...]}}}}}
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ from typing import Any
 
 from apps.retrieval.store.protocol import ScoredPoint
 from apps.search.evaluation.metrics import evaluate, run_from_ranking
-from apps.search.fusion import Ranked
+from apps.search.fusion import Ranked, heading_of
 from apps.search.search import Candidates
 
-Row = list[Any]  # [point id, doc id, score]
+Row = list[Any]  # [point id, doc id, score, heading]
 
 
 def dump_query(candidates: Candidates, doc_ids: Mapping[int, str], *, limit: int) -> dict:
     dense, keyword = candidates.lists(limit=limit)
 
     def rows(points: Sequence[ScoredPoint]) -> list[Row]:
-        return [[p.id, doc_ids[int(p.payload["document_id"])], p.score] for p in points]
+        return [
+            [p.id, doc_ids[int(p.payload["document_id"])], p.score, heading_of(p)] for p in points
+        ]
 
     return {
         "text": candidates.question,
@@ -48,6 +51,7 @@ class QueryLists:
     dense: list[ScoredPoint]
     sparse: list[ScoredPoint]
     doc_of: dict[str, str]  # point id → corpus id
+    heading: dict[str, str]  # point id → the title and section it sits under
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,11 @@ class SplitLists:
         return evaluate(self.qrels, runs)
 
 
-def _points(rows: list[Row], doc_of: dict[str, str]) -> list[ScoredPoint]:
+def _points(rows: list[Row], doc_of: dict[str, str], heading: dict[str, str]) -> list[ScoredPoint]:
     out = []
-    for pid, doc, score in rows:
+    for pid, doc, score, *rest in rows:
         doc_of[str(pid)] = str(doc)
+        heading[str(pid)] = str(rest[0]) if rest else ""
         out.append(ScoredPoint(id=str(pid), score=float(score), payload={}))
     return out
 
@@ -88,10 +93,16 @@ def load(path: Path) -> list[SplitLists]:
         queries = {}
         for qid, q in body["queries"].items():
             doc_of: dict[str, str] = {}
-            dense = _points(q["dense"], doc_of)
-            sparse = _points(q["sparse"], doc_of)
+            heading: dict[str, str] = {}
+            dense = _points(q["dense"], doc_of, heading)
+            sparse = _points(q["sparse"], doc_of, heading)
             queries[qid] = QueryLists(
-                text=q["text"], terms=int(q["terms"]), dense=dense, sparse=sparse, doc_of=doc_of
+                text=q["text"],
+                terms=int(q["terms"]),
+                dense=dense,
+                sparse=sparse,
+                doc_of=doc_of,
+                heading=heading,
             )
         qrels = {qid: dict(judged) for qid, judged in body["qrels"].items() if qid in queries}
         found.append(SplitLists(set_name=name, split=split, qrels=qrels, queries=queries))

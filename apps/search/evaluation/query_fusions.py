@@ -5,9 +5,9 @@ Each rule turns one query's dense and keyword lists into a ranking. Specs, as
 
 dense, sparse          one list alone (what the product's dense and sparse modes return)
 fixed:w=0.6            the weighted min-max fusion of apps/search/fusion.py, fixed weight
-query:...              the product's per-query weight (fusion.query_weight) with its
-                       constants overridden: w (base), a (sureness slope), c (cosine
-                       slope), m (cosine mid), lo, hi, depth
+query:...              the product's per-query fusion (fusion.QueryFusion) with its
+                       constants overridden: w (base weight), a (sureness slope), c (cosine
+                       slope), m (cosine mid), lo, hi, depth, h (heading match)
 share:e=0.05           dense weight = dense sureness / both surenesses (smoothed by e)
 z:w=0.6                fixed weight over z-scores (mean and deviation of each list)
 rrf:k=60,w=0.5         weighted reciprocal rank fusion
@@ -25,7 +25,7 @@ from django.core.management.base import CommandError
 
 from apps.retrieval.store.protocol import ScoredPoint
 from apps.search.evaluation.lists import QueryLists
-from apps.search.fusion import QueryWeight, Ranked, fuse, ordered, sureness
+from apps.search.fusion import QueryFusion, QueryWeight, Ranked, fuse, ordered, sureness
 
 Rule = Callable[[QueryLists], Ranked]
 
@@ -41,8 +41,8 @@ def _fixed(w: float) -> Rule:
     return lambda q: fuse(q.dense, q.sparse, dense_weight=w)
 
 
-def _query(weight: QueryWeight) -> Rule:
-    return lambda q: fuse(q.dense, q.sparse, dense_weight=weight(q.dense, q.sparse))
+def _query(fusion: QueryFusion) -> Rule:
+    return lambda q: fusion.rank(q.dense, q.sparse, q.text, headings=lambda p: q.heading[p.id])
 
 
 def _share(e: float, depth: int) -> Rule:
@@ -101,12 +101,15 @@ def parse_rule(spec: str) -> Rule:
             "lo": "low",
             "hi": "high",
             "depth": "depth",
+            "h": "heading",
         }
         unknown = set(values) - set(names)
         if unknown:
             raise CommandError(f"unknown keys {sorted(unknown)} in {spec!r}; use {sorted(names)}")
+        heading = values.pop("h", QueryFusion().heading)
         changes = {names[k]: (int(v) if k == "depth" else v) for k, v in values.items()}
-        return _query(replace(QueryWeight(), **changes))  # type: ignore[arg-type]
+        weight = replace(QueryWeight(), **changes)  # type: ignore[arg-type]
+        return _query(QueryFusion(weight=weight, heading=heading))
     if method == "share":
         return _share(values.get("e", 0.05), int(values.get("depth", 10)))
     if method == "z":
