@@ -73,6 +73,17 @@ class Document(models.Model):
         on_delete=models.SET_NULL,
         related_name="documents",
     )
+    # Formats (apps/knowledge/parsers): an e-mail's attachments are documents of their
+    # own whose `parent` is the message. Deleting the message leaves them as documents
+    # (their points are theirs; a cascade would orphan them in the vector store).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    # Subject, from, to, date of an e-mail (whatever header fields the parser kept).
+    metadata = models.JSONField(default=dict, blank=True)
+    # Pages read by OCR (0: none) and Tesseract's mean word confidence over them (0-100).
+    ocr_pages = models.PositiveIntegerField(default=0)
+    ocr_confidence = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
