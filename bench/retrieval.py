@@ -18,7 +18,10 @@ a corpus file, synthetic sentences are embedded instead.
 Printed: p50/p95 of retrieve() for the 10% reader, of retrieve() for a reader of all 50
 collections (the filter then matches everything: the "unfiltered" reference), and of the
 bare query embedding, all interleaved query by query in one run, with the ratios between
-them. The machine is shared and noisy: compare the ratios. Goal: 10% reader p95 <= 50 ms.
+them, and of the 10% reader's retrieve() with the fusion before issue 14 (fixed weight
+0.6, no heading match), so today's fusion is priced against it in the same run (goal:
+p95 within 1.2x). The machine is shared and noisy: compare the ratios. Goal: 10% reader
+p95 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def main() -> None:
 
     django.setup()
     import numpy as np
+    from django.conf import settings
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
@@ -111,7 +115,8 @@ def main() -> None:
     from apps.retrieval.embeddings import dimension, embed, embed_query
     from apps.retrieval.store import Point, get_store
     from apps.retrieval.tempstore import temporary_owner
-    from apps.search.search import retrieve
+    from apps.search.fusion import Fusion
+    from apps.search.search import retrieve, retrieve_with, weighted
 
     call_command("migrate", verbosity=0)
     texts, titles, questions = _texts(args.corpus)
@@ -186,7 +191,10 @@ def main() -> None:
                 f"reader sees {readable}/{len(collections)} collections "
                 f"(~{args.points * readable // len(collections)} points)"
             )
-            timings: dict[str, list[float]] = {"embed": [], "10%": [], "all": []}
+            # The fusion before issue 14 (fixed weight 0.6, no heading match), timed
+            # interleaved with today's: the ratio of the two is the cost of the change.
+            before = weighted(Fusion(candidates=settings.RETRIEVAL_CANDIDATES, dense_weight=0.6))
+            timings: dict[str, list[float]] = {"embed": [], "10%": [], "all": [], "before": []}
             for n in range(args.queries + 10):
                 question = questions[n % len(questions)]
                 laps = {}
@@ -200,12 +208,16 @@ def main() -> None:
                 t = time.perf_counter()
                 retrieve(user=everyone, question=question)
                 laps["all"] = time.perf_counter() - t
+                t = time.perf_counter()
+                retrieve_with(user=reader, question=question, k=None, mode=None, hybrid=before)
+                laps["before"] = time.perf_counter() - t
                 if n >= 10:  # the first ten warm caches and threads
                     for key, seconds in laps.items():
                         timings[key].append(seconds * 1000)
             e50, e95 = _pcts(timings["embed"])
             r50, r95 = _pcts(timings["10%"])
             a50, a95 = _pcts(timings["all"])
+            b50, b95 = _pcts(timings["before"])
             print(f"{args.queries} queries, hybrid, k=default, interleaved:")
             print(f"  query embedding alone      p50 {e50:6.1f} ms  p95 {e95:6.1f} ms")
             print(
@@ -213,9 +225,14 @@ def main() -> None:
                 f"(goal p95 <= 50 ms)"
             )
             print(f"  retrieve(), all readable   p50 {a50:6.1f} ms  p95 {a95:6.1f} ms")
+            print(f"  10%, the fusion before 14  p50 {b50:6.1f} ms  p95 {b95:6.1f} ms")
             print(
                 f"  ratios: 10% / embedding p50 {r50 / e50:.2f}x, p95 {r95 / e95:.2f}x; "
                 f"10% / all-readable p50 {r50 / a50:.2f}x, p95 {r95 / a95:.2f}x"
+            )
+            print(
+                f"  today's fusion / the one before issue 14 (10% reader): p50 "
+                f"{r50 / b50:.2f}x, p95 {r95 / b95:.2f}x (goal p95 <= 1.2x)"
             )
     finally:
         for collection in collections:

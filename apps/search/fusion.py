@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -142,6 +143,7 @@ STOP_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=8192)
 def content_words(text: str) -> frozenset[str]:
     return frozenset(w for w in WORD.findall(text.lower()) if len(w) > 1 and w not in STOP_WORDS)
 
