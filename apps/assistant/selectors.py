@@ -69,7 +69,7 @@ def cited_passage(user: AbstractBaseUser, message: Message, n: int) -> dict[str,
         Document.objects.filter(
             pk=passage["document_id"], collection_id__in=readable_collection_ids(user)
         )
-        .only("pk", "title", "text", "label", "collection_id")
+        .only("pk", "title", "text", "label", "collection_id", "version", "superseded_at")
         .first()
     )
     if document is None:

@@ -61,7 +61,7 @@ NEAREST_TITLES = 3
 # What a passage keeps of a search hit: in the prompt, on the message, in the audit trail.
 PASSAGE_FIELDS = (
     "chunk_id", "document_id", "collection_id", "title", "section", "text", "page",
-    "char_start", "char_end", "label",
+    "char_start", "char_end", "label", "version",
 )  # fmt: skip
 
 

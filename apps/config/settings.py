@@ -378,6 +378,7 @@ AUDIT_CHECKPOINT_KEY = env.key(
 from apps.config.audit_proofs import *  # noqa: E402, F403
 from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
 from apps.config.retrieval import *  # noqa: E402, F403 - the hybrid fusion's constants
+from apps.config.sources import *  # noqa: E402, F403 - synced folders (SOURCE_*)
 # The request.META name of a header the deployment's own proxy sets to the client's address
 # (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR.
 AUDIT_CLIENT_IP_HEADER = env.meta_header(

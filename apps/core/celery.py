@@ -29,7 +29,13 @@ app.conf.update(
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    include=["workers.ingest", "workers.audit", "workers.retention"],
+    include=[
+        "workers.ingest",
+        "workers.audit",
+        "workers.retention",
+        "workers.sources",
+        "workers.embedder",
+    ],
     beat_schedule={
         "reap-stale-ingestions": {"task": "workers.ingest.reap_stale_task", "schedule": 60.0},
     },
@@ -62,6 +68,12 @@ def _late_config() -> None:
             "task": "workers.retention.retention_task",
             "schedule": float(settings.RETENTION_INTERVAL_SECONDS),
             "options": {"expires": settings.RETENTION_INTERVAL_SECONDS},
+        },
+        # Synced folders that are due (apps/knowledge/sync.py); each has its own interval.
+        "sources": {
+            "task": "workers.sources.sync_due_sources_task",
+            "schedule": float(settings.SOURCE_SYNC_CHECK_SECONDS),
+            "options": {"expires": settings.SOURCE_SYNC_CHECK_SECONDS},
         },
     }
 

@@ -41,7 +41,7 @@ def collections_for_admin() -> QuerySet[Collection]:
 
 def documents_in(collection: Collection, *, limit: int = 200) -> QuerySet[Document]:
     return (
-        Document.objects.filter(collection=collection)
+        Document.objects.filter(collection=collection, superseded_at__isnull=True)
         .select_related("uploaded_by")
         .order_by("-created_at", "-id")[:limit]
     )
@@ -60,6 +60,7 @@ def document_status_row(doc: Document) -> dict[str, object]:
         "mime_type": doc.mime_type,
         "size": doc.size,
         "uploaded_at": doc.created_at.isoformat(),
+        "version": doc.version,
     }
 
 

@@ -21,8 +21,9 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.core.labels import Label
 from apps.knowledge.dispatch import EnqueueResult, ingest_enqueue, payload_sync_enqueue
-from apps.knowledge.models import Collection, Document
+from apps.knowledge.models import Collection, Document, Source
 from apps.knowledge.parsers.base import human_size
+from apps.knowledge.versions import lineage, next_version
 from apps.retrieval import store as vector_store
 from apps.retrieval.store.protocol import Filter
 
@@ -117,7 +118,9 @@ def collection_set_access(
 
 
 def _refuse_duplicate(*, collection: Collection, sha: str, name: str) -> None:
-    existing = Document.objects.filter(collection=collection, sha256=sha).first()
+    existing = Document.objects.filter(
+        collection=collection, sha256=sha, superseded_at__isnull=True
+    ).first()
     if existing is not None:
         raise UploadRejected(
             f"{name} is already in {collection.name} as “{existing.title}” (same content)."
@@ -150,9 +153,16 @@ def document_create(
     user: AbstractBaseUser | None,
     label: str | None = None,
     title: str | None = None,
+    name: str | None = None,
+    source: Source | None = None,
 ) -> tuple[Document, EnqueueResult]:
-    """Store an upload and queue its ingestion, or refuse it with a sentence."""
-    name = Path(upload.name or "upload").name
+    """Store an upload and queue its ingestion, or refuse it with a sentence.
+
+    Under the name of a current document of the collection it is that document's next
+    version (apps/knowledge/versions.py), with its label unless `label` says otherwise.
+    `name` overrides the upload's own (a synced folder passes the path inside it).
+    """
+    name = name or Path(upload.name or "upload").name
     size = upload.size or 0
     if size > settings.UPLOAD_MAX_BYTES:
         raise UploadRejected(
@@ -162,6 +172,9 @@ def document_create(
         raise UploadRejected(f"Unknown label {label!r}; use one of {', '.join(Label.values)}.")
     sha = _sha256_of(upload)
     _refuse_duplicate(collection=collection, sha=sha, name=name)
+    upcoming = next_version(collection=collection, name=name)
+    if label is None:
+        label = upcoming.previous.label if upcoming.previous else collection.default_label
     enqueue = EnqueueResult(queued=True)
     stored: list[str] = []
     try:
@@ -172,10 +185,13 @@ def document_create(
                 original_name=name,
                 sha256=sha,
                 size=size,
-                label=label or collection.default_label,
+                label=label,
+                version=upcoming.version,
+                first_version=upcoming.first_version,
+                source=source,
                 uploaded_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
             )
-            doc.file.save(name, upload, save=False)
+            doc.file.save(Path(name).name, upload, save=False)
             stored.append(doc.file.name or "")
             _insert_unless_duplicate(doc, name=name)
             audit_record(
@@ -189,6 +205,9 @@ def document_create(
                     "sha256": sha,
                     "size": size,
                     "name": name,
+                    "version": doc.version,
+                    "replaces": upcoming.previous.pk if upcoming.previous else None,
+                    "source_id": source.pk if source else None,
                 },
             )
 
@@ -278,3 +297,11 @@ def document_delete(*, document: Document, actor: AbstractBaseUser | None) -> No
         locked.delete()
         if stored:
             transaction.on_commit(lambda: storage.delete(stored))
+
+
+def document_delete_versions(*, document: Document, actor: AbstractBaseUser | None) -> int:
+    """Remove every version of a document, newest first (each as document_delete does)."""
+    versions = list(lineage(document))
+    for version in versions:
+        document_delete(document=version, actor=actor)
+    return len(versions)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.knowledge import views
+from apps.knowledge import sources_views, versions_views, views
 
 app_name = "knowledge"
 
@@ -17,6 +17,14 @@ urlpatterns = [
         name="document_reingest",
     ),
     path("documents/<int:document_id>/delete/", views.document_delete_view, name="document_delete"),
+    path(
+        "documents/<int:document_id>/versions/",
+        versions_views.document_versions,
+        name="document_versions",
+    ),
+    path("sources/", sources_views.sources, name="sources"),
+    path("sources/<int:source_id>/", sources_views.source_detail, name="source_detail"),
+    path("sources/<int:source_id>/sync/", sources_views.source_sync_now, name="source_sync"),
     path(
         "documents/<int:document_id>/download/",
         views.document_download,

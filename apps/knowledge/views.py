@@ -235,7 +235,12 @@ def document_download(request: AuthenticatedHttpRequest, document_id: int) -> Ht
         actor=request.user,
         action="document.downloaded",
         target=doc,
-        details={"document_id": doc.pk, "collection_id": doc.collection_id, "label": doc.label},
+        details={
+            "document_id": doc.pk,
+            "collection_id": doc.collection_id,
+            "label": doc.label,
+            "version": doc.version,
+        },
     )
     # Always a download, never rendered: an uploaded HTML file must not run on our origin.
     response = FileResponse(

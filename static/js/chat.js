@@ -46,7 +46,7 @@
       const list = el("ol", "sources");
       for (const c of data.citations) {
         const li = el("li");
-        const a = el("a", "", "[" + c.n + "] " + c.title + (c.section ? " › " + c.section : "") + (c.page ? ", page " + c.page : ""));
+        const a = el("a", "", "[" + c.n + "] " + c.title + (c.version > 1 ? " (version " + c.version + ")" : "") + (c.section ? " › " + c.section : "") + (c.page ? ", page " + c.page : ""));
         a.href = "/chat/answers/" + data.message_id + "/passages/" + c.n + "/";
         li.appendChild(a);
         li.appendChild(document.createTextNode(" "));
