@@ -26,6 +26,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.knowledge.chunking import Chunk, chunk_sections
 from apps.knowledge.dispatch import QUEUE_UNAVAILABLE, ingest_enqueue
+from apps.knowledge.email_attachments import attachments_create
 from apps.knowledge.models import Document
 from apps.knowledge.parsers import ParsedDocument, ParseError, parse_file
 from apps.knowledge.points import payload_sync, points_build
@@ -192,12 +193,19 @@ def _finish(run: Ingestion) -> bool:
     return True
 
 
+def _attachments(run: Ingestion) -> bool:
+    """An e-mail's attachments become documents of their own (email_attachments.py)."""
+    attachments_create(document=run.claimed, parsed=run.read)
+    return True
+
+
 STAGES: tuple[Callable[[Ingestion], bool], ...] = (
     _claim,
     _parse,
     _chunk,
     _embed_and_upsert,
     _finish,
+    _attachments,
 )
 
 
@@ -250,6 +258,9 @@ def _mark_embedding(document_id: int, *, parsed: ParsedDocument) -> bool:
         status=Document.Status.EMBEDDING,
         mime_type=parsed.mime_type,
         text=parsed.text,
+        metadata=parsed.metadata,
+        ocr_pages=len(parsed.ocr.pages) if parsed.ocr else 0,
+        ocr_confidence=parsed.ocr.confidence if parsed.ocr else None,
         heartbeat_at=now,
         updated_at=now,
     )

@@ -394,7 +394,7 @@ BAD_INPUTS: dict[str, Builder] = {
 # A fragment of the sentence each bad input must produce (with the default 200 MB unpack
 # limit for the zip bomb).
 BAD_INPUT_MESSAGES: dict[str, str] = {
-    "scanned_pdf": "The PDF has no extractable text (it looks scanned); OCR is not enabled.",
+    "scanned_pdf": "The PDF has no text, not even by OCR of its pages;",
     "encrypted_pdf": "PDF is encrypted; remove the password and upload it again.",
     "corrupt_pdf": "The PDF file could not be read: it looks damaged",
     "zip_bomb_docx": "over the 200 MB limit; it may be a zip bomb.",
@@ -402,6 +402,6 @@ BAD_INPUT_MESSAGES: dict[str, str] = {
     "latin1_text": f"The text is not valid UTF-8 (first bad byte at position {LATIN1_BAD_BYTE})",
     "empty_file": "The file is empty.",
     "exe_named_pdf": "This file is a Windows executable",
-    "png_named_docx": "This file is an image (image/png), not a document.",
+    "png_named_docx": "OCR found no text in the image;",
     "zip_named_docx": "This file is a zip archive (application/zip), not a document.",
 }

@@ -7,12 +7,15 @@ upload form can quote SUPPORTED_TYPES_SENTENCE) without loading pypdf, lxml or d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Re-exported: the parsers' sentences quote sizes too.
 from apps.core.sizes import human_size as human_size
 
-SUPPORTED_TYPES_SENTENCE = "Supported types are PDF, DOCX, HTML, Markdown and plain text."
+SUPPORTED_TYPES_SENTENCE = (
+    "Supported types are PDF, DOCX, PPTX, XLSX, CSV, ODT, ODS, ODP, RTF, HTML, Markdown, "
+    "plain text and source code, e-mail (.eml, .msg) and scans (PNG, JPEG, TIFF)."
+)
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,31 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file inside a message; ingestion makes it a document of its own."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OcrReport:
+    """Which pages were read by OCR, and Tesseract's mean word confidence (0-100)."""
+
+    pages: tuple[int, ...]
+    confidence: float
+
+
+@dataclass(frozen=True)
 class ParsedDocument:
     mime_type: str
     title: str | None  # a title found inside the file, or None
     text: str  # the full extracted text; every Section is a slice of it
     sections: list[Section]
+    # Header fields worth showing (an e-mail's subject, from, to, date), in order.
+    metadata: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    ocr: OcrReport | None = None
 
 
 class ParseError(Exception):
@@ -91,12 +114,23 @@ class TextAssembler:
     def sections(self) -> list[Section]:
         return list(self._sections)
 
-    def build(self, *, mime_type: str, title: str | None) -> ParsedDocument:
+    def build(
+        self,
+        *,
+        mime_type: str,
+        title: str | None,
+        metadata: dict[str, str] | None = None,
+        attachments: tuple[Attachment, ...] = (),
+        ocr: OcrReport | None = None,
+    ) -> ParsedDocument:
         return ParsedDocument(
             mime_type=mime_type,
             title=title,
             text="".join(self._parts),
             sections=list(self._sections),
+            metadata=dict(metadata or {}),
+            attachments=attachments,
+            ocr=ocr,
         )
 
 

@@ -1,73 +1,32 @@
 """DOCX: headings start sections; tables are kept, one row per line.
 
 A DOCX is a zip, so before python-docx touches it the archive's directory is checked
-against the unpack limit. The directory holds each member's declared size, and
-CPython's zipfile never yields more than that, so reading the directory is enough:
-nothing is decompressed to find out how big it is.
+against the unpack limit (archive.py).
 """
 
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from apps.knowledge.parsers.archive import check_zip
 from apps.knowledge.parsers.base import (
     ParsedDocument,
     ParseError,
     TextAssembler,
     collapse_title,
-    human_size,
 )
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 DOCUMENT_PART = "word/document.xml"
-
-# Word's XML compresses around 10:1 and rarely past 100:1; runs of zeros reach ~1000:1.
-# The ratio rule only applies to members big enough to hurt.
-MAX_RATIO = 200
-RATIO_MIN_BYTES = 10 * 1024 * 1024
-MAX_MEMBERS = 10_000
 
 _HEADING_STYLE = re.compile(r"^(?:heading\s*[1-9]|title)$", re.IGNORECASE)
 
 
 def check_archive(path: Path, *, max_unpacked_bytes: int) -> None:
     """Refuse a DOCX that would unpack to too much, judged from the zip directory."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-        raise ParseError(
-            f"The DOCX file could not be read: it looks damaged (not a valid zip archive: {err})."
-        ) from None
-    if len(members) > MAX_MEMBERS:
-        raise ParseError(
-            f"The DOCX holds {len(members)} files, over the limit of {MAX_MEMBERS}; "
-            "it may be a zip bomb."
-        )
-    if DOCUMENT_PART not in {m.filename for m in members}:
-        raise ParseError(
-            "The file is a zip archive without a Word document inside (no word/document.xml), "
-            "so it is not a DOCX."
-        )
-    total = sum(m.file_size for m in members)
-    if total > max_unpacked_bytes:
-        raise ParseError(
-            f"The DOCX would unpack to {human_size(total)}, over the "
-            f"{human_size(max_unpacked_bytes)} limit; it may be a zip bomb."
-        )
-    for member in members:
-        if member.file_size < RATIO_MIN_BYTES:
-            continue
-        ratio = member.file_size / max(member.compress_size, 1)
-        if ratio > MAX_RATIO:
-            raise ParseError(
-                f"The DOCX would unpack {human_size(member.compress_size)} into "
-                f"{human_size(member.file_size)} (a ratio of {ratio:.0f} to 1); "
-                "it may be a zip bomb."
-            )
+    check_zip(path, kind="DOCX", required=DOCUMENT_PART, max_unpacked_bytes=max_unpacked_bytes)
 
 
 def _is_heading(paragraph: Any) -> bool:

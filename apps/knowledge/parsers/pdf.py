@@ -13,16 +13,20 @@ from apps.knowledge.parsers.base import (
     ParseError,
     TextAssembler,
     collapse_title,
+    has_words,
     human_size,
 )
 
 PDF_MIME = "application/pdf"
 
 ENCRYPTED = "PDF is encrypted; remove the password and upload it again."
-NO_TEXT = "The PDF has no extractable text (it looks scanned); OCR is not enabled."
+NO_TEXT = (
+    "The PDF has no text, not even by OCR of its pages; if it is a scan, scan it again "
+    "at 300 dpi and upload it again."
+)
 
 # Tools write these when nobody typed a title; they would mislabel every citation.
-_PLACEHOLDER_TITLES = {"untitled", "anonymous", "unknown", "title", "document"}
+_PLACEHOLDER_TITLES = {"untitled", "anonymous", "(anonymous)", "unknown", "title", "document"}
 
 
 def _open(path: Path) -> Any:
@@ -127,10 +131,9 @@ def parse_pdf(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
         raise ParseError("The PDF has no pages.")
 
     outline = _page_titles(reader)
-    assembler = TextAssembler()
-    current_title = ""
+    texts: list[str] = []
     extracted = 0
-    for index, page in enumerate(pages):
+    for page in pages:
         text = page.extract_text() or ""
         extracted += len(text)
         # Decompression is pypdf's business, but a small file whose text runs to
@@ -140,6 +143,22 @@ def parse_pdf(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
                 f"The PDF's text runs past {human_size(max_unpacked_bytes)}, "
                 "over the limit; split it into smaller files."
             )
+        texts.append(text)
+
+    # heavy: only a PDF pays for these (pdfplumber, pdfium, Tesseract)
+    from apps.knowledge.ocr import ocr_report
+    from apps.knowledge.parsers.pdf_pages import ocr_pdf_pages, page_tables
+
+    for number, text in page_tables(path, len(pages)).items():
+        texts[number - 1] = text
+    scanned = [n for n, text in enumerate(texts, start=1) if not has_words(text)]
+    ocred = ocr_pdf_pages(path, scanned) if scanned else {}
+    for number, result in ocred.items():
+        texts[number - 1] = result.text
+
+    assembler = TextAssembler()
+    current_title = ""
+    for index, text in enumerate(texts):
         current_title = _add_page(
             assembler,
             text=text,
@@ -149,4 +168,4 @@ def parse_pdf(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
         )
     if not assembler.sections:
         raise ParseError(NO_TEXT)
-    return assembler.build(mime_type=PDF_MIME, title=_metadata_title(reader))
+    return assembler.build(mime_type=PDF_MIME, title=_metadata_title(reader), ocr=ocr_report(ocred))

@@ -14,18 +14,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from apps.knowledge.parsers.archive import LOCKED_SENTENCE
 from apps.knowledge.parsers.base import SUPPORTED_TYPES_SENTENCE, ParsedDocument, ParseError
 from apps.knowledge.parsers.docx import DOCUMENT_PART, DOCX_MIME, parse_docx
 from apps.knowledge.parsers.html import parse_html, parse_html_text
+from apps.knowledge.parsers.image import IMAGE_MIMES, parse_image
+from apps.knowledge.parsers.mail import EML_MIME, MSG_MIME, parse_eml, parse_msg
+from apps.knowledge.parsers.odf import KINDS as ODF_KINDS
+from apps.knowledge.parsers.odf import parse_odf
 from apps.knowledge.parsers.pdf import parse_pdf
+from apps.knowledge.parsers.rtf import parse_rtf
+from apps.knowledge.parsers.sheets import CSV_MIME, XLSX_MIME, parse_csv, parse_xlsx
+from apps.knowledge.parsers.slides import PPTX_MIME, parse_pptx
 from apps.knowledge.parsers.text import decode_text, looks_like_markdown, parse_text
 
 logger = logging.getLogger(__name__)
 
 OCTET_STREAM = "application/octet-stream"
 ZIP = "application/zip"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+# OLE compound files: old Office, Outlook .msg, and password-protected OOXML (an
+# EncryptedPackage stream inside a compound file).
+OLE_MIMES = {
+    "application/cdfv2",
+    "application/x-ole-storage",
+    "application/encrypted",
+    "application/vnd.ms-office",
+    "application/cdfv2-encrypted",
+}
 
 
 @dataclass(frozen=True)
@@ -59,11 +74,54 @@ def _text(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
 
 
 def _xml(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
-    """XHTML is XML to libmagic; any other XML is data, not a document."""
+    """XHTML is XML to libmagic; any other XML is text like any other."""
     text = decode_text(path.read_bytes())
     if _HTML_DOCUMENT.match(text[:4096]):
         return parse_html_text(text)
-    raise ParseError(unsupported_sentence(sniff_mime(path)))
+    return parse_text(text)
+
+
+def _plain(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    """Text is text: JSON, YAML, source code and logs are indexed as they are written."""
+    return parse_text(decode_text(path.read_bytes()))
+
+
+def _csv(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_csv(path.read_bytes())
+
+
+def _rtf(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_rtf(path.read_bytes())
+
+
+def _xlsx(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_xlsx(path, max_unpacked_bytes=max_unpacked_bytes)
+
+
+def _pptx(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_pptx(path, max_unpacked_bytes=max_unpacked_bytes)
+
+
+def _odf(mime: str) -> Callable[[Path, int], ParsedDocument]:
+    def parse(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+        return parse_odf(path, mime=mime, max_unpacked_bytes=max_unpacked_bytes)
+
+    return parse
+
+
+def _image(mime: str) -> Callable[[Path, int], ParsedDocument]:
+    def parse(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+        return parse_image(path, mime=mime)
+
+    return parse
+
+
+def _eml(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_eml(path.read_bytes())
+
+
+def _msg(path: Path, max_unpacked_bytes: int) -> ParsedDocument:
+    return parse_msg(path)
 
 
 _HTML_DOCUMENT = re.compile(
@@ -85,11 +143,37 @@ PARSERS: dict[str, Parser] = {
     "text/x-markdown": Parser("Markdown", _text),
     "text/xml": Parser("XML", _xml),
     "application/xml": Parser("XML", _xml),
+    CSV_MIME: Parser("CSV", _csv),
+    "text/rtf": Parser("RTF", _rtf),
+    "application/rtf": Parser("RTF", _rtf),
+    XLSX_MIME: Parser("XLSX", _xlsx),
+    PPTX_MIME: Parser("PPTX", _pptx),
+    EML_MIME: Parser("e-mail", _eml),
+    MSG_MIME: Parser("Outlook message", _msg),
+    **{mime: Parser(kind, _odf(mime)) for mime, kind in ODF_KINDS.items()},
+    **{mime: Parser(kind, _image(mime)) for mime, kind in IMAGE_MIMES.items()},
+}
+# Text formats libmagic names as applications; each is indexed as the text it is.
+TEXT_APPLICATIONS = {
+    "application/json",
+    "application/javascript",
+    "application/x-javascript",
+    "application/x-yaml",
+    "application/yaml",
+    "application/x-sh",
+    "application/x-shellscript",
+    "application/sql",
+    "application/x-httpd-php",
+    "application/x-perl",
+    "application/x-ruby",
+    "application/toml",
+    "application/x-wine-extension-ini",
+    "application/x-ndjson",
 }
 # libmagic names prose after whatever it resembles (text/x-c for a guide that quotes
 # "#include", text/csv for lines with commas); all of it is text to us. These text/*
 # types are not: they are formats with markup of their own.
-_TEXT_NOT_PLAIN = {"text/rtf", "text/x-msdos-batch"}
+_TEXT_NOT_PLAIN = {"text/rtf"}
 
 # What a person should hear instead of a bare MIME type. `True` marks documents that
 # could be converted, which changes the advice.
@@ -113,20 +197,12 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "application/x-rar": ("a RAR archive", False),
     "application/vnd.rar": ("a RAR archive", False),
     "application/x-sqlite3": ("an SQLite database", False),
-    "application/json": ("JSON data", False),
-    "application/xml": ("XML data", False),
-    "text/xml": ("XML data", False),
     "application/msword": ("an old-style Word document (.doc)", True),
     "application/vnd.ms-word.document.macroenabled.12": ("a macro-enabled Word document", True),
     "application/vnd.ms-excel": ("an Excel spreadsheet", True),
-    XLSX_MIME: ("an Excel spreadsheet", True),
     "application/vnd.ms-powerpoint": ("a PowerPoint presentation", True),
-    PPTX_MIME: ("a PowerPoint presentation", True),
-    "application/vnd.oasis.opendocument.text": ("an OpenDocument text file", True),
     "application/epub+zip": ("an EPUB e-book", True),
     "application/postscript": ("a PostScript file", True),
-    "text/rtf": ("an RTF document", True),
-    "application/rtf": ("an RTF document", True),
 }
 _KIND_PREFIXES = {
     "image/": "an image",
@@ -154,7 +230,43 @@ def sniff_mime(path: Path) -> str:
     mime = (mime or OCTET_STREAM).lower()
     if mime in (ZIP, OCTET_STREAM) and _starts_like_zip(path):
         return _zip_flavour(path) or mime
+    if mime in ("text/plain", OCTET_STREAM, "message/news") and _looks_like_email(path):
+        return EML_MIME
+    if mime in OLE_MIMES and _ole_streams(path) & {"encryptedpackage", "encryptioninfo"}:
+        return ENCRYPTED_OFFICE
     return mime
+
+
+ENCRYPTED_OFFICE = "application/x-encrypted-office"
+_HEADER_LINE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*:.*|[ \t].*)$")
+_MAIL_FIELDS = {"subject", "date", "to", "message-id", "received", "mime-version"}
+
+
+def _looks_like_email(path: Path) -> bool:
+    """libmagic knows a message by a few opening headers (Received:, Return-Path:); one
+    saved by a mail client can start with any. A header block that holds From: and
+    another message field, then a blank line, is a message."""
+    with path.open("rb") as fh:
+        head = fh.read(16384).decode("latin-1").replace("\r\n", "\n")
+    block, blank, _ = head.partition("\n\n")
+    if not blank:
+        return False
+    lines = block.split("\n")
+    if not all(_HEADER_LINE.match(line) for line in lines):
+        return False
+    names = {line.split(":", 1)[0].lower() for line in lines if not line[:1].isspace()}
+    return "from" in names and bool(names & _MAIL_FIELDS)
+
+
+def _ole_streams(path: Path) -> set[str]:
+    """Top-level stream names of an OLE compound file, lower-cased (empty if unreadable)."""
+    import olefile  # heavy-ish; only compound files pay for it
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            return {entry[0].lower() for entry in ole.listdir(streams=True, storages=False)}
+    except (OSError, ValueError):
+        return set()
 
 
 def _starts_like_zip(path: Path) -> bool:
@@ -174,14 +286,22 @@ def _zip_flavour(path: Path) -> str | None:
         return XLSX_MIME
     if "ppt/presentation.xml" in names:
         return PPTX_MIME
+    if "content.xml" in names:
+        with zipfile.ZipFile(path) as archive:
+            declared = (
+                archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                if "mimetype" in names
+                else ""
+            )
+        return declared if declared in ODF_KINDS else None
     return None
 
 
 def parser_for(mime: str) -> Parser | None:
     if mime in PARSERS:
         return PARSERS[mime]
-    if mime.startswith("text/") and mime not in _TEXT_NOT_PLAIN:
-        return PARSERS["text/plain"]
+    if (mime.startswith("text/") and mime not in _TEXT_NOT_PLAIN) or mime in TEXT_APPLICATIONS:
+        return Parser("text", _plain)
     return None
 
 
@@ -236,6 +356,8 @@ def parse_file(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
     parser = parser_for(mime)
     if parser is None and mime == OCTET_STREAM and _looks_like_text(path):
         parser = PARSERS["text/plain"]
+    if mime == ENCRYPTED_OFFICE:
+        raise ParseError(LOCKED_SENTENCE.format(kind="Office"))
     if parser is None:
         raise ParseError(unsupported_sentence(mime))
 
