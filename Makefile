@@ -25,7 +25,8 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
-	bench-llm bench-api bench-scim bench-erase bench-seal browser
+	bench-llm bench-api bench-scim bench-erase bench-seal browser \
+	ocr bench-formats
 
 install: $(STAMP)
 
@@ -65,7 +66,7 @@ migrate: install db
 seed: migrate
 	DATABASE_URL=$(APP_URL) $(PY) manage.py seed_demo
 
-run: seed
+run: seed ocr
 	DATABASE_URL=$(APP_URL) $(PY) manage.py run_local
 
 stop:
@@ -90,7 +91,11 @@ compose-plugin: install
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 
-test: install db lint compose-plugin browser
+# Debian's Tesseract for OCR of scans and images (apps/knowledge/ocr.py); quick once there.
+ocr:
+	@command -v tesseract >/dev/null || (apt-get update && apt-get install -y tesseract-ocr tesseract-ocr-eng)
+
+test: install db lint compose-plugin browser ocr
 	$(VENV)/bin/pytest
 
 # Benchmarks: on demand, each prints a ratio against a baseline measured in the same run.
@@ -114,6 +119,9 @@ bench-seal: install
 
 bench-erase: install
 	$(PY) bench/erase.py
+
+bench-formats: install ocr
+	$(PY) bench/formats.py
 
 bench-store: install
 	$(PY) bench/store.py
