@@ -3,10 +3,11 @@ same collection becomes its next version (README "Ingestion", "Versions").
 
 Each version is its own Document row with its own points; `first_version` ties a lineage
 together and `version` counts up. The swap is one commit: the moment version n+1 is
-marked indexed, search hides every older version of its lineage (`hidden_ids`, read from
-the database on every search). Only then are the older versions' points removed and the
-rows marked `superseded_at` (`retire_older`), so there is no moment without an answer
-and none where search hands on both. A version that fails leaves the current one as it
+marked indexed, search hides every older version of its lineage, and until then it
+hides the new version's points (`hidden_ids`, read from the database on every search).
+Only then are the older versions' points removed and the rows marked `superseded_at`
+(`retire_older`), so there is no moment without an answer and none where search hands
+on both. A version that fails leaves the current one as it
 was. Superseded rows keep their text and file: old citations still open, and admins can
 download any version.
 """
@@ -61,6 +62,10 @@ def lineage(document: Document) -> QuerySet[Document]:
     )
 
 
+def _in_lineage(root: Coalesce) -> Q:
+    return Q(pk=root) | Q(first_version_id=root)
+
+
 def _newer_indexed() -> Exists:
     root = Coalesce(OuterRef("first_version_id"), OuterRef("pk"))
     return Exists(
@@ -72,15 +77,32 @@ def _newer_indexed() -> Exists:
     )
 
 
+def _older_answering() -> Exists:
+    root = Coalesce(OuterRef("first_version_id"), OuterRef("pk"))
+    return Exists(
+        Document.objects.filter(_in_lineage(root)).filter(
+            version__lt=OuterRef("version"),
+            status=Document.Status.INDEXED,
+            superseded_at__isnull=True,
+        )
+    )
+
+
 def hidden_ids(document_ids: Iterable[int]) -> set[int]:
-    """Of these documents, the ones search must not hand on: superseded, or older than an
-    indexed version of their lineage (the swap, before retire_older has run)."""
+    """Of these documents, the ones search must not hand on: a superseded version, one
+    older than an indexed version of its lineage (the swap has committed, its points are
+    not removed yet), and one still being ingested while an older version answers (its
+    first points are in the store before it is indexed)."""
     ids = [i for i in set(document_ids) if isinstance(i, int)]
     if not ids:
         return set()
     return set(
         Document.objects.filter(pk__in=ids)
-        .filter(Q(superseded_at__isnull=False) | _newer_indexed())
+        .filter(
+            Q(superseded_at__isnull=False)
+            | _newer_indexed()
+            | (~Q(status=Document.Status.INDEXED) & _older_answering())
+        )
         .values_list("pk", flat=True)
     )
 
