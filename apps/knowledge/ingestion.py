@@ -31,6 +31,7 @@ from apps.knowledge.models import Document
 from apps.knowledge.parsers import ParsedDocument, ParseError, parse_file
 from apps.knowledge.points import payload_sync, points_build
 from apps.knowledge.selectors import collection_group_ids
+from apps.knowledge.versions import retire_older
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import dimension, get_model
 from apps.retrieval.store.protocol import Filter, StoreUnavailable
@@ -186,10 +187,14 @@ def _finish(run: Ingestion) -> bool:
                 "label": updated.label,
                 "chunk_count": len(run.chunks),
                 "mime_type": run.read.mime_type,
+                "version": updated.version,
             },
         )
     if stale:
         payload_sync(document_id=run.document_id)
+    # The commit above was the swap (search hides older versions from then on); now
+    # their points go.
+    retire_older(document_id=run.document_id)
     return True
 
 

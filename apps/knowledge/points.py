@@ -55,6 +55,7 @@ def points_build(*, document: Document, chunks: Sequence[Chunk], groups: list[in
             payload={
                 **access_payload(document=document, groups=groups),
                 "document_id": document.pk,
+                "version": document.version,
                 "chunk_index": c.index,
                 "title": document.title,
                 "section": c.section,
@@ -99,6 +100,7 @@ class Hit:
     char_end: int
     label: str  # from the payload (the gate re-reads the DB label later)
     score: float  # the fused score used for ordering
+    version: int = 1  # the document's version (apps/knowledge/versions.py)
 
 
 def hit_from_point(point: ScoredPoint, *, score: float) -> Hit:
@@ -117,6 +119,7 @@ def hit_from_point(point: ScoredPoint, *, score: float) -> Hit:
         char_end=int(payload.get("char_end", 0)),
         label=label_or_restricted(payload.get("label")),
         score=float(score),
+        version=int(payload.get("version") or 1),
     )
 
 

@@ -28,6 +28,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from apps.knowledge.points import Hit, hit_from_point
 from apps.knowledge.selectors import readable_collection_ids
+from apps.knowledge.versions import hidden_ids
 from apps.retrieval import sparse
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import embed_query
@@ -186,6 +187,11 @@ def retrieve_with(
             logger.error("store returned point %s outside the query's filter", p.id)
             continue
         hits.append(hit)
+    # A version swap is one commit in the database; the older version's points may still
+    # be in the store for a moment after it, and are never handed on (versions.py).
+    hidden = hidden_ids(h.document_id for h in hits)
+    if hidden:
+        hits = [h for h in hits if h.document_id not in hidden]
     if best_dense is None:
         relevant = bool(hits)
     else:
