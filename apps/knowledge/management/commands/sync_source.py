@@ -25,7 +25,7 @@ class Command(BaseCommand):
             known = ", ".join(Source.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"no source named {name!r} (sources: {known})")
         self.stderr.write(f"Waiting for any other sync of {name} to finish …")
-        with tqdm(desc=f"sync {name}", unit="file") as bar:
+        with tqdm(desc=f"sync {name}", unit="file", file=self.stderr) as bar:
 
             def progress(done: int, total: int, _path: str) -> None:
                 bar.total = total
