@@ -115,6 +115,7 @@ def main() -> None:
     from apps.retrieval.embeddings import dimension, embed, embed_query
     from apps.retrieval.store import Point, get_store
     from apps.retrieval.tempstore import temporary_owner
+    from apps.retrieval.versions import active_version
     from apps.search.fusion import Fusion
     from apps.search.search import retrieve, retrieve_with, weighted
 
@@ -147,6 +148,7 @@ def main() -> None:
             store = get_store()
             dim = dimension()
             store.ensure_collection(dense_size=dim)
+            embedder = active_version().pk  # search reads the active version only
             rng = np.random.default_rng(11)
             sigma = 0.5 / np.sqrt(dim)  # noise of norm ~0.5: cosine ~0.9 to the passage
             started = time.perf_counter()
@@ -166,6 +168,7 @@ def main() -> None:
                             dense=v.tolist(),
                             sparse=base_sparse[w],
                             payload={
+                                "embedder": embedder,
                                 "collection_id": collection.pk,
                                 "document_id": 10_000_000 + i // 4,
                                 "chunk_index": i % 4,

@@ -31,6 +31,11 @@ KNOWN_ACTIONS: tuple[str, ...] = (
     "audit.exported",
     "person.erased",
     "retention.applied",
+    # Embedder versions and their blue/green re-index (apps/retrieval/versions.py).
+    "embedder.reindex_started",
+    "embedder.ready",
+    "embedder.activated",
+    "embedder.dropped",
     "audit.egress_reported",
     # The API and its personal tokens (apps/api, apps/accounts/tokens.py).
     "api.request",

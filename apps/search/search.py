@@ -33,6 +33,7 @@ from apps.retrieval import sparse
 from apps.retrieval import store as vector_store
 from apps.retrieval.embeddings import embed_query
 from apps.retrieval.store.protocol import Filter, ScoredPoint, SparseVector, VectorStore
+from apps.retrieval.versions import active_version
 from apps.search.fusion import Fusion, Ranked, default_fusion
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,17 @@ class Candidates:
     never loads the embedding model.
     """
 
-    def __init__(self, *, store: VectorStore, flt: Filter, question: str) -> None:
+    def __init__(
+        self, *, store: VectorStore, flt: Filter, question: str, model_dir: str | None = None
+    ) -> None:
         self._store = store
         self._flt = flt
         self.question = question
+        self._model_dir = model_dir  # the active embedder version's model
 
     @cached_property
     def vector(self) -> list[float]:
-        return embed_query(self.question)
+        return embed_query(self.question, model_dir=self._model_dir)
 
     @cached_property
     def keywords(self) -> SparseVector:
@@ -132,11 +136,15 @@ def retrieve(
 
 def candidates_for(collection_ids: list[int], question: str) -> Candidates:
     """The store queries for a reader of `collection_ids`: the one place that builds
-    the filter every search query carries."""
+    the filter every search query carries. Only the active embedder version's points
+    match it, and the question is embedded by that version's model: a query never mixes
+    two models' vectors (apps/retrieval/versions.py)."""
+    active = active_version()
     return Candidates(
         store=vector_store.get_store(),
-        flt=Filter.of(collection_id=collection_ids),
+        flt=Filter.of(collection_id=collection_ids, embedder=[active.pk]),
         question=question,
+        model_dir=active.model_path,
     )
 
 

@@ -17,10 +17,12 @@ DENSE = "dense"
 SPARSE = "bm25"
 
 # Payload fields that get an index, and the index type. Access control filters on
-# collection_id/groups; deletes and payload updates on document_id; routing reads label.
+# collection_id/groups; deletes and payload updates on document_id; routing reads label;
+# every search and a version's drop on embedder (apps/retrieval/versions.py).
 INDEXED_FIELDS: Mapping[str, str] = {
     "collection_id": "integer",
     "document_id": "integer",
+    "embedder": "integer",
     "groups": "integer",
     "label": "keyword",
 }

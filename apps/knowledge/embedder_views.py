@@ -1,0 +1,72 @@
+"""The knowledge admin's embedder versions page: states, training, point counts, and the
+re-index / activate / drop buttons (apps/retrieval/versions.py does the work)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.core.http import AuthenticatedHttpRequest
+from apps.knowledge.views import admin_view
+from apps.retrieval import versions
+from apps.retrieval.models import EmbedderVersion
+from apps.retrieval.store.protocol import StoreError
+
+
+@admin_view
+@require_GET
+def embedders(request: AuthenticatedHttpRequest) -> HttpResponse:
+    versions.active_version()  # a database without versions gets the packaged one back
+    rows = []
+    for v in EmbedderVersion.objects.select_related("base", "created_by"):
+        try:
+            points: int | str = versions.point_count(v)
+        except StoreError as err:
+            points = f"unknown ({err})"
+        rows.append({"version": v, "points": points})
+    return render(request, "knowledge/embedders.html", {"rows": rows})
+
+
+def _act(
+    request: AuthenticatedHttpRequest, version_id: int, action: Callable[[EmbedderVersion], str]
+) -> HttpResponse:
+    version = get_object_or_404(EmbedderVersion, pk=version_id)
+    try:
+        messages.success(request, action(version))
+    except (versions.VersionError, StoreError) as err:
+        messages.error(request, str(err))
+    return redirect("knowledge:embedders")
+
+
+@admin_view
+@require_POST
+def embedder_reindex(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
+    def run(v: EmbedderVersion) -> str:
+        versions.start_reindex(v, request.user)
+        return f"Re-index of {v.name} started; the active version answers until you switch."
+
+    return _act(request, version_id, run)
+
+
+@admin_view
+@require_POST
+def embedder_activate(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
+    def run(v: EmbedderVersion) -> str:
+        versions.activate(v, request.user)
+        return f"{v.name} answers every query now; the previous version is retired."
+
+    return _act(request, version_id, run)
+
+
+@admin_view
+@require_POST
+def embedder_drop(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
+    def run(v: EmbedderVersion) -> str:
+        versions.drop(v, request.user)
+        return f"Dropped {v.name} and its points."
+
+    return _act(request, version_id, run)
