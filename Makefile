@@ -26,7 +26,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
 	bench-llm bench-api bench-scim bench-erase bench-seal browser \
-	ocr bench-formats
+	ocr bench-formats bench-sync
 
 install: $(STAMP)
 
@@ -122,6 +122,9 @@ bench-erase: install
 
 bench-formats: install ocr
 	$(PY) bench/formats.py
+
+bench-sync: install
+	$(PY) bench/sync.py
 
 bench-store: install
 	$(PY) bench/store.py
