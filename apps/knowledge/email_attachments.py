@@ -35,8 +35,8 @@ def _depth(document: Document) -> int:
     return depth
 
 
-def attachment_title(name: str, message: Document) -> str:
-    return f"{Path(name).name} (attachment of “{message.title}”)"[:500]
+def attachment_title(name: str, message: str) -> str:
+    return f"{Path(name).name} (attachment of “{message}”)"[:500]
 
 
 def attachments_create(*, document: Document, parsed: ParsedDocument) -> list[Document]:
@@ -64,7 +64,7 @@ def attachments_create(*, document: Document, parsed: ParsedDocument) -> list[Do
                     upload=ContentFile(attachment.data, name=name),
                     user=document.uploaded_by,
                     label=document.label,
-                    title=attachment_title(name, document),
+                    title=attachment_title(name, parsed.title or document.title),
                 )
                 Document.objects.filter(pk=child.pk).update(parent=document)
         except UploadRejected as err:

@@ -204,7 +204,8 @@ def _finish(run: Ingestion) -> bool:
 
 
 def _attachments(run: Ingestion) -> bool:
-    """An e-mail's attachments become documents of their own (email_attachments.py)."""
+    """An e-mail's attachments become documents of their own (email_attachments.py),
+    queued before the message reads "indexed", so an indexed message has them all."""
     attachments_create(document=run.claimed, parsed=run.read)
     return True
 
@@ -214,8 +215,8 @@ STAGES: tuple[Callable[[Ingestion], bool], ...] = (
     _parse,
     _chunk,
     _embed_and_upsert,
-    _finish,
     _attachments,
+    _finish,
 )
 
 

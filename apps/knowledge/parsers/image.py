@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ def _open(path: Path) -> Any:
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, for what we did not check
     try:
-        return Image.open(path)
+        with warnings.catch_warnings():
+            # Pillow warns between its limit and twice it; check_pixels says it in words.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
     except Image.DecompressionBombError:
         raise ParseError(
             f"The image is over the limit of {MAX_PIXELS:,} pixels; it may be a "
