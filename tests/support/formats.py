@@ -320,3 +320,16 @@ def make_bomb_png(directory: Path, *, side: int = 20_000, name: str = "huge.png"
     body = zlib.compress(b"\x00" * (side + 1) * 4)  # a few rows; nothing decodes further
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     return _write(directory, name, png)
+
+
+def character_error_rate(known: str, read: str) -> float:
+    """Edit distance between the texts over the known text's length, whitespace runs
+    counted as one space (OCR's line breaks are layout, not errors)."""
+    a, b = " ".join(known.split()), " ".join(read.split())
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1] / max(len(a), 1)
