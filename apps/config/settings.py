@@ -252,6 +252,8 @@ INGEST_MAX_ATTEMPTS = env.int("INGEST_MAX_ATTEMPTS", default=3)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="")
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
+# Where adapt_embedder saves new embedder versions (README "Embedder versions and re-indexing").
+EMBEDDERS_DIR = Path(env.str("EMBEDDERS_DIR", default=str(VAR_DIR / "embedders")))
 QDRANT_URL = env.http_url("QDRANT_URL")
 QDRANT_API_KEY = env.str("QDRANT_API_KEY", default="")
 QDRANT_COLLECTION = env.str("QDRANT_COLLECTION", default="enclave_chunks")

@@ -17,7 +17,7 @@ import logging
 
 from django.db import transaction
 
-from apps.knowledge.models import Document
+from apps.knowledge.models import Collection, Document
 from apps.knowledge.points import points_rebuild
 from apps.retrieval import store as vector_store
 from apps.retrieval.models import EmbedderVersion
@@ -110,8 +110,6 @@ def embedder_backfill() -> int:
     Only safe while the packaged model is the only one that has ever written points, so
     it refuses otherwise (an untagged point is never searched, but it is not guessed at).
     """
-    from apps.knowledge.models import Collection
-
     ids = list(Collection.objects.values_list("pk", flat=True))
     if not ids:
         return 0

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.retrieval.embeddings import model_path
+
 BASE_NAME = "minilm"
 
 
@@ -52,8 +54,6 @@ class EmbedderVersion(models.Model):
     @property
     def model_path(self) -> str:
         """The directory the model loads from (the packaged MiniLM for path "")."""
-        from apps.retrieval.embeddings import model_path
-
         return self.path or model_path()
 
     @property

@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.core.celery import app
+from apps.retrieval import store as vector_store
+from apps.retrieval.embeddings import dimension
 from apps.retrieval.models import BASE_NAME, EmbedderVersion
 from apps.retrieval.store.protocol import Filter
 
@@ -44,9 +46,8 @@ class VersionError(ValueError):
 
 
 def model_dir(name: str) -> Path:
-    """Where `adapt_embedder` saves the model of version `name`: EMBEDDERS_DIR, or
-    VAR_DIR/embedders."""
-    return Path(getattr(settings, "EMBEDDERS_DIR", Path(settings.VAR_DIR) / "embedders")) / name
+    """Where `adapt_embedder` saves the model of version `name` (EMBEDDERS_DIR)."""
+    return Path(settings.EMBEDDERS_DIR) / name
 
 
 def active_version() -> EmbedderVersion:
@@ -118,8 +119,6 @@ def get_version(name: str) -> EmbedderVersion:
 def start_reindex(version: EmbedderVersion, user: AbstractBaseUser | None = None) -> None:
     """Mark the version building and send the re-index to a worker; the active version
     keeps serving meanwhile. Idempotent on a version already building."""
-    from apps.retrieval.embeddings import dimension
-
     if version.state == EmbedderVersion.State.ACTIVE:
         raise VersionError(f"{version.name} is the active version; nothing to re-index")
     active = active_version()
@@ -200,8 +199,6 @@ def activate(version: EmbedderVersion, user: AbstractBaseUser | None) -> Embedde
 
 def drop(version: EmbedderVersion, user: AbstractBaseUser | None) -> None:
     """Delete a version that is not active: its points first, then its row."""
-    from apps.retrieval import store as vector_store
-
     with transaction.atomic():
         locked = EmbedderVersion.objects.select_for_update().filter(pk=version.pk).first()
         if locked is None:
@@ -223,6 +220,4 @@ def drop(version: EmbedderVersion, user: AbstractBaseUser | None) -> None:
 
 
 def point_count(version: EmbedderVersion) -> int:
-    from apps.retrieval import store as vector_store
-
     return vector_store.get_store().count(Filter.of(embedder=[version.pk]))
