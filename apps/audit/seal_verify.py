@@ -26,7 +26,6 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH
-from apps.audit.models import AuditEvent
 from apps.audit.seal import Seal, SealError, iter_seals, latest_seal
 from apps.audit.seal_keys import SealKeyError, key_id, trusted_public_key
 from apps.audit.seal_sinks import seal_store_path
@@ -235,10 +234,9 @@ def _broken(report: SealedReport, event_id: int, problem: str) -> SealedReport:
 
 
 def _hashes_at(ids: list[int], *, using: str) -> dict[int, str]:
-    table = connections[using].ops.quote_name(AuditEvent._meta.db_table)
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT id, hash FROM {table} WHERE id = ANY(%s)",  # noqa: S608  # nosec B608
+            "SELECT id, hash FROM audit_auditevent WHERE id = ANY(%s)",
             [ids],
         )
         return dict(cursor.fetchall())
@@ -249,10 +247,9 @@ def _first_differing(after: int, upto: int, *, using: str) -> int | None:
     fed = fed_hashes(after=after, upto=upto)
     if not fed:
         return None
-    table = connections[using].ops.quote_name(AuditEvent._meta.db_table)
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT id, hash FROM {table} WHERE id > %s AND id <= %s ORDER BY id",  # noqa: S608  # nosec B608
+            "SELECT id, hash FROM audit_auditevent WHERE id > %s AND id <= %s ORDER BY id",
             [after, upto],
         )
         for event_id, event_hash in cursor:

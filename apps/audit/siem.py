@@ -37,7 +37,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 
-from apps.audit.models import AuditEvent
 from apps.audit.seal_sinks import SyslogSender
 from apps.audit.verify import VERIFY_COLUMNS, iter_table_batches
 
@@ -160,9 +159,8 @@ def siem_feed_run(*, batch_size: int = 500, limit: int = 0, using: str = "defaul
     written = 0
     try:
         done = start_cursor(path)
-        table = connection.ops.quote_name(AuditEvent._meta.db_table)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608  # nosec B608
+            cursor.execute("SELECT coalesce(max(id), 0) FROM audit_auditevent")
             upto = cursor.fetchone()[0]
         for rows in iter_table_batches(
             after_id=done, upto_id=upto, batch_size=batch_size, using=using

@@ -20,7 +20,9 @@ from apps.core.http import AuthenticatedHttpRequest
 
 class EgressReportForm(forms.Form):
     first_day = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    last_day = forms.DateField(label="To (included)", widget=forms.DateInput(attrs={"type": "date"}))
+    last_day = forms.DateField(
+        label="To (included)", widget=forms.DateInput(attrs={"type": "date"})
+    )
     format = forms.ChoiceField(choices=[("html", "page"), ("json", "JSON")], required=False)
 
     def clean(self) -> dict:
