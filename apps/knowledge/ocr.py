@@ -115,7 +115,9 @@ def ocr_image(image: Image, *, page: int | None = None) -> OcrPage:
     return _from_tsv(done.stdout.decode("utf-8", "replace"))
 
 
-def ocr_pages(pages: list[int], render: Callable[[int], Image]) -> dict[int, OcrPage]:
+def ocr_pages(
+    pages: list[int], render: Callable[[int], Image], *, workers: int | None = None
+) -> dict[int, OcrPage]:
     """OCR numbered pages, one per core at a time; page number → result. `render` is
     called under a lock (pdfium is not thread-safe) and one page image per core is
     held at a time, so a long scan does not sit in memory whole."""
@@ -129,7 +131,7 @@ def ocr_pages(pages: list[int], render: Callable[[int], Image]) -> dict[int, Ocr
         finally:
             image.close()
 
-    workers = max(1, min(len(pages), os.cpu_count() or 1))
+    workers = max(1, min(len(pages), workers or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(pool.map(one, pages))
 

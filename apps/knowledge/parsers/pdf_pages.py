@@ -42,7 +42,9 @@ def page_tables(path: Path, page_count: int) -> dict[int, str]:
     return found
 
 
-def ocr_pdf_pages(path: Path, pages: list[int]) -> dict[int, OcrPage]:
+def ocr_pdf_pages(
+    path: Path, pages: list[int], *, workers: int | None = None
+) -> dict[int, OcrPage]:
     """OCR the given 1-based pages, rendered at OCR_DPI in grey."""
     import pypdfium2  # heavy: pdfium's native library
 
@@ -59,6 +61,6 @@ def ocr_pdf_pages(path: Path, pages: list[int]) -> dict[int, OcrPage]:
         return bitmap.to_pil()
 
     try:
-        return ocr_pages(pages, render)
+        return ocr_pages(pages, render, workers=workers)
     finally:
         document.close()
