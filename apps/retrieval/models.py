@@ -57,6 +57,11 @@ class EmbedderVersion(models.Model):
         return self.path or model_path()
 
     @property
+    def built(self) -> bool:
+        """A re-index has filled it (registered is not enough to be activated)."""
+        return bool(self.progress.get("finished_at"))
+
+    @property
     def is_base(self) -> bool:
         """The packaged model: its points keep the ids of before versions existed."""
         return not self.path

@@ -181,6 +181,11 @@ def activate(version: EmbedderVersion, user: AbstractBaseUser | None) -> Embedde
                 f"{version.name} is {state.first() or 'gone'}, not ready: only a ready version "
                 "can be activated (re-index it first)"
             )
+        if not locked.built:
+            raise VersionError(
+                f"{locked.name} has no points yet: re-index it (`manage.py embedder reindex "
+                f"{locked.name}`) and activate it once it is ready"
+            )
         old = next((v for v in rows.values() if v.state == EmbedderVersion.State.ACTIVE), None)
         if old is not None:
             old.state = EmbedderVersion.State.RETIRED

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.core.labels import Label
@@ -219,3 +221,39 @@ def test_points_from_before_versions_are_backfilled_and_found_again(world):
     assert store.count(Filter.of(embedder=[base.pk])) == len(stored)
     assert retrieve(user=world["reader"], question=question, k=3).hits[0].document_id == docs[0].pk
     assert embedder_backfill() == 0
+
+
+def test_the_admin_page_lists_versions_and_its_buttons_are_admin_only_posts(
+    world, other_model, client
+):
+    docs = _ingest(world)
+    base = versions.active_version()
+    noisy = versions.register_version(name="noisy3", path=other_model, base=base, trained_on={})
+    client.force_login(world["reader"])
+    assert client.get(reverse("knowledge:embedders")).status_code == 403
+    assert client.post(reverse("knowledge:embedder_drop", args=[noisy.pk])).status_code == 403
+    assert EmbedderVersion.objects.filter(pk=noisy.pk).exists()
+
+    client.force_login(world["admin"])
+    page = client.get(reverse("knowledge:embedders"))
+    rows = {r["version"].name: r["points"] for r in page.context["rows"]}
+    assert rows == {"minilm": len(_ids(base, docs)), "noisy3": 0}
+    # Registered is not built: activating it would leave every search empty.
+    client.post(reverse("knowledge:embedder_activate", args=[noisy.pk]))
+    assert versions.active_version().pk == base.pk
+    assert client.get(reverse("knowledge:embedder_activate", args=[noisy.pk])).status_code == 405
+
+    csrf = Client(enforce_csrf_checks=True)
+    csrf.force_login(world["admin"])
+    assert csrf.post(reverse("knowledge:embedder_reindex", args=[noisy.pk])).status_code == 403
+    assert EmbedderVersion.objects.get(pk=noisy.pk).state == EmbedderVersion.State.READY
+
+    client.post(reverse("knowledge:embedder_reindex", args=[noisy.pk]))
+    _wait_state(noisy, EmbedderVersion.State.READY)
+    client.post(reverse("knowledge:embedder_activate", args=[noisy.pk]))
+    assert versions.active_version().pk == noisy.pk
+    event = AuditEvent.objects.get(action="embedder.activated")
+    assert event.actor_id == world["admin"].pk
+    response = client.post(reverse("knowledge:embedder_drop", args=[noisy.pk]), follow=True)
+    assert "active version" in response.content.decode()
+    assert EmbedderVersion.objects.filter(pk=noisy.pk).exists()
