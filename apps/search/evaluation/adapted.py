@@ -23,9 +23,11 @@ from apps.search.evaluation.environment import Environment
 
 
 def _forget_models() -> None:
-    clear = getattr(embeddings.get_model, "cache_clear", None)
-    if clear is not None:
-        clear()
+    # Models are cached per path; dropping them frees the memory of the one not in use.
+    for cached in (getattr(embeddings, "_load", None), embeddings.get_model):
+        clear = getattr(cached, "cache_clear", None)
+        if clear is not None:
+            clear()
 
 
 @contextmanager
