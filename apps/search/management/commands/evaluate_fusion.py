@@ -6,7 +6,8 @@
 Scores each rule (apps/search/evaluation/query_fusions.py) on the dumped candidate lists
 of every split of every file: nDCG@10 and Recall@100 per split, then each rule's worst
 split, and its worst margin over the better of dense and sparse alone (negative: the
-rule lost to a single list somewhere). Rules are listed best worst-split first, the way
+rule lost to a single list somewhere); splits of fewer than --min-queries queries (10)
+are printed but left out of both. Rules are listed best worst-split first, the way
 the product's rule is chosen (README "Retrieval"). No store, no model: seconds.
 """
 
@@ -31,6 +32,12 @@ class Command(BaseCommand):
         parser.add_argument("--lists", type=Path, nargs="+", required=True)
         parser.add_argument("--rule", action="append", default=[], help="repeatable")
         parser.add_argument("--metric", default="nDCG@10", help="what 'worst' ranks by")
+        parser.add_argument(
+            "--min-queries",
+            type=int,
+            default=10,
+            help="splits with fewer queries are printed but not counted in worst or margin",
+        )
         parser.add_argument("--json", type=Path, help="also write the table here")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,13 +56,14 @@ class Command(BaseCommand):
             s.label: max(table["dense"][s.label][metric], table["sparse"][s.label][metric])
             for s in splits
         }
-        labels = [s.label for s in splits]
+        all_labels = [s.label for s in splits]
+        labels = [s.label for s in splits if len(s.qrels) >= options["min_queries"]] or all_labels
         width = max(8, *(len(label) for label in labels))
         self.stdout.write(
             f"{metric} per split (queries): "
             + ", ".join(f"{s.label} ({len(s.qrels)})" for s in splits)
         )
-        header = f"{'rule':<36} " + " ".join(f"{label:>{width}}" for label in labels)
+        header = f"{'rule':<36} " + " ".join(f"{label:>{width}}" for label in all_labels)
         self.stdout.write(header + f" {'worst':>7} {'margin':>7} {'R@100 worst':>11}")
 
         def worst(spec: str) -> float:
@@ -65,7 +73,7 @@ class Command(BaseCommand):
         for spec in sorted(specs, key=lambda sp: -worst(sp)):
             margin = min(table[spec][label][metric] - single[label] for label in labels)
             recall = min(table[spec][label]["Recall@100"] for label in labels)
-            cells = " ".join(f"{table[spec][label][metric]:>{width}.3f}" for label in labels)
+            cells = " ".join(f"{table[spec][label][metric]:>{width}.3f}" for label in all_labels)
             self.stdout.write(
                 f"{spec:<36} {cells} {worst(spec):>7.3f} {margin:>+7.3f} {recall:>11.3f}"
             )
