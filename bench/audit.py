@@ -196,13 +196,7 @@ def synthetic_events(count: int, *, users: list[tuple[int, str]]):
             external = clean and rng.random() < 0.5
             payload = hashlib.sha256(f"{cid}-payload".encode()).hexdigest()
             burst = [
-                (
-                    "chat.question",
-                    actor,
-                    "",
-                    {"conversation_id": cid, "question": rng.choice(QUESTIONS)},
-                ),
-                ("chat.retrieval", actor, "", {"conversation_id": cid, "chunks": chunks}),
+                *turn_opening(actor, cid, chunks, rng),
                 (
                     "routing.decision",
                     actor,
@@ -244,6 +238,14 @@ def synthetic_events(count: int, *, users: list[tuple[int, str]]):
         for item in burst[: count - produced]:
             yield item
             produced += 1
+
+
+def turn_opening(actor, cid: str, chunks: list[dict], rng: random.Random) -> list[tuple]:
+    """A turn's first two events: the question, and the chunks retrieved for it."""
+    return [
+        ("chat.question", actor, "", {"conversation_id": cid, "question": rng.choice(QUESTIONS)}),
+        ("chat.retrieval", actor, "", {"conversation_id": cid, "chunks": chunks}),
+    ]
 
 
 def bulk_load(count: int, *, events=None) -> float:

@@ -39,11 +39,11 @@ sys.path.insert(0, str(ROOT))
 from bench.audit import (  # noqa: E402 - after the path
     LABEL_WEIGHTS,
     LABELS,
-    QUESTIONS,
     admin_execute,
     append,
     bulk_load,
     child_env,
+    turn_opening,
 )
 
 BENCH_DB = "enclave_bench_seal"
@@ -116,13 +116,7 @@ def chat_events(count: int, *, users: list[tuple[int, str]]):
             chunks = [{**c, "label": "public"} for c in chunks]
         labels = sorted({c["label"] for c in chunks})
         burst = [
-            (
-                "chat.question",
-                actor,
-                "",
-                {"conversation_id": cid, "question": rng.choice(QUESTIONS)},
-            ),
-            ("chat.retrieval", actor, "", {"conversation_id": cid, "chunks": chunks}),
+            *turn_opening(actor, cid, chunks, rng),
             (
                 "llm.call",
                 actor,
