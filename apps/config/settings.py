@@ -377,7 +377,7 @@ ESCALATION_RATE_PER_MINUTE = env.integer("ESCALATION_RATE_PER_MINUTE", default=5
 AUDIT_CHECKPOINT_KEY = env.key(
     "AUDIT_CHECKPOINT_KEY", shortest=32, empty="or empty to use SECRET_KEY"
 )
-from apps.config.audit_proofs import *  # noqa: E402, F403 - seals, SIEM feed (README "Compliance")
+from apps.config.audit_proofs import *  # noqa: E402, F403 - audit seals, SIEM feed
 from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
 from apps.config.retrieval import *  # noqa: E402, F403 - the hybrid fusion's constants
 from apps.config.sources import *  # noqa: E402, F403 - synced folders (SOURCE_*)
