@@ -123,9 +123,7 @@ def test_eml_keeps_its_fields_and_hands_back_attachments(tmp_path: Path) -> None
         ("app.log", b"2026-12-07 06:00:01 INFO portal started on port 8080\n"),
     ],
 )
-def test_text_is_text_whatever_libmagic_calls_it(
-    tmp_path: Path, name: str, content: bytes
-) -> None:
+def test_text_is_text_whatever_libmagic_calls_it(tmp_path: Path, name: str, content: bytes) -> None:
     path = tmp_path / name
     path.write_bytes(content)
 
@@ -162,13 +160,18 @@ def test_corrupt_sheet_is_called_damaged(tmp_path: Path) -> None:
     assert str(tmp_path) not in message
 
 
-def test_a_sheet_past_the_cell_cap_is_refused_and_says_the_cap(tmp_path: Path) -> None:
-    rows = MAX_CELLS // 3 + 10  # three cells a row
-    message = refusal(fm.make_xlsx(tmp_path, rows=rows))
-    assert message == (
+def test_a_sheet_declaring_more_cells_than_the_cap_is_refused_unread(tmp_path: Path) -> None:
+    path = fm.make_big_xlsx(tmp_path, rows=10, declared="A1:C400000")  # 1.2 M cells declared
+    assert refusal(path) == (
         f"The XLSX holds more than {MAX_CELLS:,} cells, the limit for one document; "
         "split it into smaller files, or export only the rows worth searching."
     )
+
+
+def test_a_sheet_whose_dimension_lies_is_stopped_by_the_count(tmp_path: Path) -> None:
+    # Declares 4 rows, holds 1,000,002 cells: counting them as read finds out.
+    path = fm.make_big_xlsx(tmp_path, rows=MAX_CELLS // 3 + 1, declared="A1:C4")
+    assert f"more than {MAX_CELLS:,} cells" in refusal(path)
 
 
 def test_an_ods_row_repeated_a_million_times_is_capped(tmp_path: Path) -> None:
@@ -184,13 +187,7 @@ def test_zip_bomb_pptx_is_refused_from_the_directory(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_odt_is_refused_by_its_ratio(tmp_path: Path) -> None:
-    import zipfile
-
-    path = fm.make_odt(tmp_path)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("Pictures/padding.bin", "w", force_zip64=True) as member:
-            for _ in range(20):
-                member.write(bytes(1024 * 1024))
+    path = fm.pad_zip(fm.make_odt(tmp_path), "Pictures/padding.bin", megabytes=20)
     message = refusal(path)
     assert "it may be a zip bomb" in message and "a ratio of" in message
 
@@ -219,3 +216,25 @@ def test_an_image_just_over_the_pixel_cap_says_its_size(tmp_path: Path) -> None:
     # Under Pillow's own bomb guard (2× its limit), over ours: our check names the size.
     message = refusal(fm.make_bomb_png(tmp_path, side=10_000))
     assert message.startswith("The image is 10,000 × 10,000 pixels, over the limit of")
+
+
+def test_parse_file_command_prints_type_pages_sections_and_text(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("parse_file", str(fm.make_pptx(tmp_path)), stdout=out)
+    printed = out.getvalue()
+    assert "detected type: application/vnd.openxmlformats-officedocument.presentationml" in printed
+    assert "pages:         3" in printed
+    assert "    2. Hiring plan (page 2, " in printed
+    assert "--- text ---\nSlide 1: Quarterly review" in printed
+
+
+def test_parse_file_command_says_why_a_file_is_refused(tmp_path: Path) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as err:
+        call_command("parse_file", str(fm.make_encrypted_xlsx(tmp_path)))
+    assert "password-protected" in str(err.value)

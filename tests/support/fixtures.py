@@ -269,13 +269,10 @@ def make_corrupt_pdf(directory: Path, *, name: str = "corrupt.pdf") -> Path:
 def make_zip_bomb_docx(directory: Path, *, name: str = "bomb.docx") -> Path:
     """A valid DOCX plus one member of 300 MB of zeros (~300 KB on disk, under a second
     to write). Parsers must refuse it from the zip directory alone."""
+    from tests.support.formats import pad_zip
+
     path = make_good_docx(directory, name=name)
-    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("word/media/padding.bin", "w", force_zip64=True) as member:
-            block = bytes(1024 * 1024)
-            for _ in range(ZIP_BOMB_MEGABYTES):
-                member.write(block)
-    return path
+    return pad_zip(path, "word/media/padding.bin", megabytes=ZIP_BOMB_MEGABYTES)
 
 
 ZIP_BOMB_MEGABYTES = 300

@@ -57,7 +57,30 @@ def make_pptx(directory: Path, *, name: str = "review.pptx") -> Path:
     return path
 
 
-def make_xlsx(directory: Path, *, name: str = "plans.xlsx", rows: int = 0) -> Path:
+def make_big_xlsx(directory: Path, *, rows: int, declared: str, name: str = "big.xlsx") -> Path:
+    """The plans workbook whose first sheet holds `rows` rows of three numbers and
+    declares the dimension `declared` (Excel writes the true one; a crafted file may not).
+    The sheet XML is written directly: openpyxl would take minutes for a million cells."""
+    source = make_xlsx(directory, name=f"small-{name}")
+    body = "".join(
+        f'<row r="{r}"><c r="A{r}"><v>{r}</v></c><c r="B{r}"><v>1</v></c>'
+        f'<c r="C{r}"><v>2</v></c></row>'
+        for r in range(1, rows + 1)
+    )
+    sheet = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f'<dimension ref="{declared}"/><sheetData>{body}</sheetData></worksheet>'
+    )
+    path = directory / name
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for member in src.namelist():
+            data = sheet.encode() if member == "xl/worksheets/sheet1.xml" else src.read(member)
+            dst.writestr(member, data)
+    source.unlink()
+    return path
+
+
+def make_xlsx(directory: Path, *, name: str = "plans.xlsx") -> Path:
     import openpyxl
 
     book = openpyxl.Workbook()
@@ -65,8 +88,6 @@ def make_xlsx(directory: Path, *, name: str = "plans.xlsx", rows: int = 0) -> Pa
     sheet.title = "Plans"
     for row in PLANS:
         sheet.append(list(row))
-    for number in range(rows):  # filler rows, for the cell cap
-        sheet.append([f"filler {number}", number, number])
     other = book.create_sheet("Contacts")
     other.append(["Name", "Role"])
     other.append(["Ines Berg", "Finance lead"])
@@ -133,20 +154,20 @@ def make_odp(directory: Path, *, name: str = "review.odp") -> Path:
     doc.automaticstyles.addElement(layout)
     master = MasterPage(name="master", pagelayoutname=layout)
     doc.masterstyles.addElement(master)
-    for title, body, notes in SLIDES:
-        page = Page(masterpagename=master)
-        for text in (title, body):
-            frame = Frame(width="20cm", height="3cm", x="1cm", y="1cm")
-            box = TextBox()
-            box.addElement(P(text=text))
-            frame.addElement(box)
-            page.addElement(frame)
-        note = Notes()
+
+    def framed(text: str) -> Frame:
         frame = Frame(width="20cm", height="3cm", x="1cm", y="1cm")
         box = TextBox()
-        box.addElement(P(text=notes))
+        box.addElement(P(text=text))
         frame.addElement(box)
-        note.addElement(frame)
+        return frame
+
+    for title, body, notes in SLIDES:
+        page = Page(masterpagename=master)
+        page.addElement(framed(title))
+        page.addElement(framed(body))
+        note = Notes()
+        note.addElement(framed(notes))
         page.addElement(note)
         doc.presentation.addElement(page)
     path = directory / name
@@ -299,9 +320,13 @@ def make_corrupt_xlsx(directory: Path, *, name: str = "broken.xlsx") -> Path:
 
 
 def make_zip_bomb_pptx(directory: Path, *, name: str = "bomb.pptx", megabytes: int = 300) -> Path:
-    path = make_pptx(directory, name=name)
+    return pad_zip(make_pptx(directory, name=name), "ppt/media/padding.bin", megabytes=megabytes)
+
+
+def pad_zip(path: Path, member_name: str, *, megabytes: int) -> Path:
+    """Add a member of `megabytes` MB of zeros (~1 KB per MB on disk) to a zip."""
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("ppt/media/padding.bin", "w", force_zip64=True) as member:
+        with archive.open(member_name, "w", force_zip64=True) as member:
             block = bytes(1024 * 1024)
             for _ in range(megabytes):
                 member.write(block)

@@ -1,7 +1,7 @@
 """XLSX and CSV: one section per sheet, each row rendered with its header (tables.py).
 
-Cells are counted as they are read and the document is refused past MAX_CELLS: the sheet's
-declared dimension can lie, the count cannot.
+A sheet is refused past MAX_CELLS by its declared dimension before it is read, and cells
+are counted as they are read, because the dimension can lie and the count cannot.
 """
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ def parse_xlsx(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
     assembler = TextAssembler()
     try:
         for sheet in book.worksheets:
+            # The declared dimension refuses an honest big sheet at once; the count
+            # below catches one whose dimension lies.
+            declared = (getattr(sheet, "max_row", 0) or 0) * (getattr(sheet, "max_column", 0) or 0)
+            if seen[0] + declared > MAX_CELLS:
+                raise too_many_cells("XLSX")
+            # openpyxl stops at the declared last row; a sheet that under-declares would
+            # lose its other rows without a word, so every row is read and counted.
+            sheet.reset_dimensions()
             rows = counted(sheet.iter_rows(values_only=True), kind="XLSX", seen=seen)
             assembler.add_heading(sheet.title)
             assembler.add_section(title=sheet.title, text=render_rows(rows))
