@@ -16,6 +16,7 @@ saves what it has. torch and sentence-transformers are imported inside `train` o
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
 import resource
@@ -149,8 +150,6 @@ def train(
             f"{len(pairs)} training pairs: too few for one batch of {batch_size}; "
             "the corpus needs more passages with headings or sentences"
         )
-    import os
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch  # heavy
@@ -160,9 +159,13 @@ def train(
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import TrainerCallback
+    from sentence_transformers.sentence_transformer.losses import (  # heavy
+        MultipleNegativesRankingLoss,
+    )
+    from sentence_transformers.sentence_transformer.training_args import (  # heavy
+        BatchSamplers,
+    )
+    from transformers import TrainerCallback  # heavy: transformers' trainer
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     model = SentenceTransformer(base_path, device="cpu")
