@@ -30,6 +30,7 @@ def enclave_var(tmp_path_factory) -> Path:
     settings.MEDIA_ROOT = var / "media"
     settings.VECTOR_DATA_DIR = var / "vectors"
     settings.VECTOR_SOCKET = var / "vs.sock"
+    settings.EMBEDDERS_DIR = var / "embedders"  # adapted embedder versions
     default_storage._wrapped = empty  # re-read MEDIA_ROOT on next use
     return var
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -31,42 +32,37 @@ def embedders(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "knowledge/embedders.html", {"rows": rows})
 
 
-def _act(
-    request: AuthenticatedHttpRequest, version_id: int, action: Callable[[EmbedderVersion], str]
+def _reindex(v: EmbedderVersion, user: User) -> str:
+    versions.start_reindex(v, user)
+    return f"Re-index of {v.name} started; the active version answers until you switch."
+
+
+def _activate(v: EmbedderVersion, user: User) -> str:
+    versions.activate(v, user)
+    return f"{v.name} answers every query now; the previous version is retired."
+
+
+def _drop(v: EmbedderVersion, user: User) -> str:
+    versions.drop(v, user)
+    return f"Dropped {v.name} and its points."
+
+
+ACTIONS: dict[str, Callable[[EmbedderVersion, User], str]] = {
+    "reindex": _reindex,
+    "activate": _activate,
+    "drop": _drop,
+}
+
+
+@admin_view
+@require_POST
+def embedder_action(
+    request: AuthenticatedHttpRequest, version_id: int, action: str
 ) -> HttpResponse:
+    """One of ACTIONS on one version; a refusal is shown on the page, nothing changes."""
     version = get_object_or_404(EmbedderVersion, pk=version_id)
     try:
-        messages.success(request, action(version))
+        messages.success(request, ACTIONS[action](version, request.user))
     except (versions.VersionError, StoreError) as err:
         messages.error(request, str(err))
     return redirect("knowledge:embedders")
-
-
-@admin_view
-@require_POST
-def embedder_reindex(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
-    def run(v: EmbedderVersion) -> str:
-        versions.start_reindex(v, request.user)
-        return f"Re-index of {v.name} started; the active version answers until you switch."
-
-    return _act(request, version_id, run)
-
-
-@admin_view
-@require_POST
-def embedder_activate(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
-    def run(v: EmbedderVersion) -> str:
-        versions.activate(v, request.user)
-        return f"{v.name} answers every query now; the previous version is retired."
-
-    return _act(request, version_id, run)
-
-
-@admin_view
-@require_POST
-def embedder_drop(request: AuthenticatedHttpRequest, version_id: int) -> HttpResponse:
-    def run(v: EmbedderVersion) -> str:
-        versions.drop(v, request.user)
-        return f"Dropped {v.name} and its points."
-
-    return _act(request, version_id, run)

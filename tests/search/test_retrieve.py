@@ -29,6 +29,7 @@ from apps.knowledge.selectors import readable_collection_ids
 from apps.retrieval.store import StoreUnavailable, get_store
 from apps.retrieval.store.protocol import Filter
 from apps.retrieval.store.socket_client import SocketStore
+from apps.retrieval.versions import active_version
 from apps.search.search import Retrieval, retrieve
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_vectorstore")]
@@ -167,11 +168,16 @@ def test_every_store_query_carries_the_collection_filter(world, recorder):
         retrieve(user=world.alice, question="When are salaries paid?", mode=mode)
         retrieve(user=world.bob, question="When are salaries paid?", mode=mode)
     assert recorder.calls, "the recorder saw the queries"
-    expected = {Filter.of(collection_id=[world.ops.pk]), Filter.of(collection_id=[world.board.pk])}
+    # The reader's collections, and the active embedder version's points only.
+    active = [active_version().pk]
+    expected = {
+        Filter.of(collection_id=[world.ops.pk], embedder=active),
+        Filter.of(collection_id=[world.board.pk], embedder=active),
+    }
     for name, flt in recorder.calls:
         assert name in RecordingStore.QUERIES, name
         assert flt is not None and flt in expected, (name, flt)
-        assert set(flt.must) == {"collection_id"} and flt.must["collection_id"]
+        assert set(flt.must) == {"collection_id", "embedder"} and flt.must["collection_id"]
 
 
 def test_user_without_groups_gets_nothing_and_no_query_is_sent(world, monkeypatch):
@@ -310,7 +316,9 @@ def test_retrieve_returns_only_readable_chunks(
         assert recorder.calls == [], "no query at all for a user who reads nothing"
     else:
         assert recorder.calls
-        assert {flt for _, flt in recorder.calls} == {Filter.of(collection_id=sorted(readable))}
+        assert {flt for _, flt in recorder.calls} == {
+            Filter.of(collection_id=sorted(readable), embedder=[active_version().pk])
+        }
         if mode != "sparse":
             # Dense search always finds the nearest readable chunks; k of them at most.
             assert 0 < len(r.hits) <= k
