@@ -231,8 +231,7 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 DATA_UPLOAD_MAX_NUMBER_FILES = env.int("UPLOAD_MAX_FILES", default=200)
-# An archive (DOCX, XLSX, ODT, ...) unpacking past this is a zip bomb; OCR's limit is per page.
-UNPACKED_MAX_BYTES = env.int("UNPACKED_MAX_BYTES", default=200 * 1024 * 1024)
+UNPACKED_MAX_BYTES = env.int("UNPACKED_MAX_BYTES", default=200 * 1024 * 1024)  # zip bombs
 OCR_PAGE_TIMEOUT_SECONDS = env.integer("OCR_PAGE_TIMEOUT_SECONDS", default=60, low=1)
 # Measured on the dev set (README "Retrieval"): 128 word pieces beat 64/96/192/256.
 CHUNK_SIZE_TOKENS = env.integer("CHUNK_SIZE_TOKENS", default=128, low=16)
