@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -12,6 +12,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.accounts.models import ApiToken
 from apps.accounts.tokens import EXPIRY_DAYS, NAME_MAX_CHARS, token_create, token_revoke
 from apps.core.http import AuthenticatedHttpRequest
+from apps.core.roles import PERM_USE_ASSISTANT
+
+# A token asks questions as its owner: only someone who may ask has a use for one.
+assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=True)
 
 
 class TokenForm(forms.Form):
@@ -25,6 +29,7 @@ class TokenForm(forms.Form):
 
 
 @login_required
+@assistant_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     created = None
@@ -53,6 +58,7 @@ def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
+@assistant_required
 @require_POST
 def revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     # Another person's token is a 404, as if it did not exist.

@@ -74,6 +74,18 @@ EXPECTED: dict[str, dict[str, tuple[Any, Any, Any, Any]]] = {
     "audit:export_json": {"GET": (LOGIN, 403, 403, 200), "POST": (405, 405, 405, 405)},
     "audit:verify": {"GET": (LOGIN, 403, 403, 200), "POST": (LOGIN, 403, 403, 200)},
     "audit:models": {"GET": (LOGIN, 403, 403, 200), "POST": (405, 405, 405, 405)},
+    # --- API (apps/api): a bearer token, never the session, so every role is 401 without
+    # one; the tokens page is for those who may ask.
+    "api:chat_completions": {"GET": (405, 405, 405, 405), "POST": (401, 401, 401, 401)},
+    "api:models": {"GET": (401, 401, 401, 401), "POST": (405, 405, 405, 405)},
+    "api:tokens": {"GET": (LOGIN, 200, 200, 403), "POST": (LOGIN, 400, 400, 403)},
+    "api:revoke": {"GET": (LOGIN, 405, 405, 403), "POST": (LOGIN, 404, 404, 403)},
+    # --- SCIM (apps/scim): the identity provider's bearer token only.
+    "scim:users": {"GET": (401, 401, 401, 401), "POST": (401, 401, 401, 401)},
+    "scim:user": {"GET": (401, 401, 401, 401), "POST": (405, 405, 405, 405)},
+    "scim:groups": {"GET": (401, 401, 401, 401), "POST": (401, 401, 401, 401)},
+    "scim:group": {"GET": (401, 401, 401, 401), "POST": (405, 405, 405, 405)},
+    "scim:config": {"GET": (401, 401, 401, 401), "POST": (405, 405, 405, 405)},
     # --- probes and Prometheus (apps/ops): no sign-in. /readyz is 503 while a part it
     # checks is down (no vector store runs here), so either answer is right. /metrics is
     # open to METRICS_ALLOWED_IPS (127.0.0.1 by default, the test client's address).
@@ -132,6 +144,10 @@ def _kwargs(world: Any, name: str, params: set[str]) -> dict[str, Any]:
         if name == "knowledge:document_delete"
         else world.document.pk,
         "event_id": world.event.pk,
+        # A token nobody has (revoking one is tests/api's), and SCIM ids (401 before use).
+        "token_id": 999_999,
+        "user_id": "1",
+        "group_id": "1",
     }
     missing = params - set(values)
     assert not missing, f"{name}: no test object for path parameter(s) {missing}; add one"
