@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.knowledge.parsers.base import ParsedDocument, ParseError, TextAssembler
+from apps.knowledge.parsers.ocr import ocr_pages, ocr_report
 
 IMAGE_MIMES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "TIFF"}
 
@@ -56,8 +57,6 @@ def parse_image(path: Path, *, mime: str) -> ParsedDocument:
         image.seek(page - 1)
         frame = image.convert("L")
         return frame
-
-    from apps.knowledge.ocr import ocr_pages, ocr_report  # ocr imports this package
 
     try:
         results = ocr_pages(list(range(1, frames + 1)), render)

@@ -22,6 +22,7 @@ from apps.knowledge.parsers.base import (
     TextAssembler,
     collapse_title,
 )
+from apps.knowledge.parsers.html import parse_html_text
 
 EML_MIME = "message/rfc822"
 MSG_MIME = "application/vnd.ms-outlook"
@@ -38,8 +39,6 @@ def too_deep(depth: int) -> ParseError:
 
 
 def _html_to_text(html: str) -> str:
-    from apps.knowledge.parsers.html import parse_html_text
-
     try:
         return parse_html_text(html).text
     except ParseError:

@@ -16,6 +16,8 @@ from apps.knowledge.parsers.base import (
     has_words,
     human_size,
 )
+from apps.knowledge.parsers.ocr import ocr_report
+from apps.knowledge.parsers.pdf_pages import ocr_pdf_pages, page_tables
 
 PDF_MIME = "application/pdf"
 
@@ -144,10 +146,6 @@ def parse_pdf(path: Path, *, max_unpacked_bytes: int) -> ParsedDocument:
                 "over the limit; split it into smaller files."
             )
         texts.append(text)
-
-    # heavy: only a PDF pays for these (pdfplumber, pdfium, Tesseract)
-    from apps.knowledge.ocr import ocr_report
-    from apps.knowledge.parsers.pdf_pages import ocr_pdf_pages, page_tables
 
     for number, text in page_tables(path, len(pages)).items():
         texts[number - 1] = text

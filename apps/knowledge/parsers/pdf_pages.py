@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from apps.knowledge.ocr import OcrPage, ocr_pages
 from apps.knowledge.parsers.image import check_pixels
+from apps.knowledge.parsers.ocr import OcrPage, ocr_pages
 from apps.knowledge.parsers.tables import render_rows
 
 logger = logging.getLogger(__name__)
