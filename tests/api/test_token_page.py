@@ -61,6 +61,7 @@ def test_only_the_owner_revokes_and_a_revoked_token_stops(client, ann):
     )
     token = ApiToken.objects.get()
     other = User.objects.create_user("bo", password="pw-bo-123456")
+    other.groups.add(Group.objects.get(name=EMPLOYEE))
     client.force_login(other)
     assert client.post(reverse("api:revoke", args=[token.pk])).status_code == 404
     assert token_authenticate(f"Bearer {secret}") == token
