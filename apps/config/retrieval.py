@@ -11,7 +11,7 @@ env = Env()
 # The dense share of the fused score (the keyword list gets the rest), before the heading
 # match is added (apps/search/fusion.py QueryFusion).
 RETRIEVAL_DENSE_WEIGHT = env.number(
-    "RETRIEVAL_DENSE_WEIGHT", default=0.8, low=0.0, high=1.0, want="a number from 0 to 1"
+    "RETRIEVAL_DENSE_WEIGHT", default=0.6, low=0.0, high=1.0, want="a number from 0 to 1"
 )
 # What a chunk gains when its document title and section heading hold all of the
 # question's content words (proportionally for a share of them); 0 switches it off.
