@@ -380,8 +380,8 @@ from apps.config.audit_proofs import *  # noqa: E402, F403 - audit seals, SIEM f
 from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
 from apps.config.retrieval import *  # noqa: E402, F403 - the hybrid fusion's constants
 from apps.config.sources import *  # noqa: E402, F403 - synced folders (SOURCE_*)
-# The request.META name of a header the deployment's own proxy sets to the client's address
-# (e.g. HTTP_X_REAL_IP), recorded with sign-ins. Empty: REMOTE_ADDR.
+
+# request.META name of the proxy's client-address header (HTTP_X_REAL_IP); empty: REMOTE_ADDR.
 AUDIT_CLIENT_IP_HEADER = env.meta_header(
     "AUDIT_CLIENT_IP_HEADER", example="HTTP_X_REAL_IP", also=("REMOTE_ADDR",)
 )

@@ -90,7 +90,8 @@ def test_evaluate_retrieval_adapt_scores_both_embedders(tmp_path, live_vectorsto
     lists = tmp_path / "lists.json"
     call_command(
         "evaluate_retrieval",
-        "--beir", str(beir), "--mode", "dense", "--adapt", "--adapt-minutes", "2", "--adapt-pairs", "32",
+        "--beir", str(beir), "--mode", "dense",
+        "--adapt", "--adapt-minutes", "2", "--adapt-pairs", "32",
         "--json", str(out), "--lists", str(lists),
     )  # fmt: skip
     rows = json.loads(out.read_text())
