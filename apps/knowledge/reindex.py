@@ -14,7 +14,9 @@ same points.
 from __future__ import annotations
 
 import logging
+import time
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.knowledge.models import Collection, Document
@@ -27,6 +29,7 @@ from apps.retrieval.versions import active_version, mark_ready
 logger = logging.getLogger(__name__)
 
 MAX_PASSES = 5
+IN_PROGRESS = (Document.Status.PARSING, Document.Status.EMBEDDING)
 PAGE = 256
 
 
@@ -73,8 +76,20 @@ def version_build(*, version_id: int) -> None:
         return
     source = active_version().pk
     store = vector_store.get_store()
+    # Documents already being ingested when the build began may have read the versions
+    # before this one was building: the last pass waits for them (bounded by the reaper's
+    # stale cutoff), so their points are added once they are indexed.
+    in_progress = set(Document.objects.filter(status__in=IN_PROGRESS).values_list("pk", flat=True))
+    waited_until = time.monotonic() + settings.INGEST_STALE_SECONDS
     documents = 0
-    for round_ in range(MAX_PASSES):
+    round_ = writing_passes = 0
+    while writing_passes < MAX_PASSES:
+        round_ += 1
+        in_progress = set(
+            Document.objects.filter(pk__in=in_progress, status__in=IN_PROGRESS).values_list(
+                "pk", flat=True
+            )
+        )
         written = 0
         ids = list(
             Document.objects.filter(status=Document.Status.INDEXED)
@@ -88,13 +103,17 @@ def version_build(*, version_id: int) -> None:
                     store.delete(Filter.of(embedder=[version_id]))
                     return
                 EmbedderVersion.objects.filter(pk=version_id).update(
-                    progress={"pass": round_ + 1, "documents": n, "of": len(ids)}
+                    progress={"pass": round_, "documents": n, "of": len(ids)}
                 )
             written += _document(store, document_id=document_id, source=source, target=target)
         documents = len(ids)
+        if in_progress and time.monotonic() < waited_until:
+            time.sleep(1)
+            continue  # not the last pass yet, whatever it wrote
         if not written:
             break
-        logger.info("re-index of %s pass %s wrote %s points", target.name, round_ + 1, written)
+        writing_passes += 1
+        logger.info("re-index of %s pass %s wrote %s points", target.name, round_, written)
     if not _building(version_id):
         store.delete(Filter.of(embedder=[version_id]))
         return
