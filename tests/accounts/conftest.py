@@ -71,7 +71,7 @@ def world(employee, knowledge_admin, officer) -> SimpleNamespace:
     with one cited answer, and an audit event of that conversation."""
     from apps.assistant.models import Conversation, Message
     from apps.audit.services import audit_record
-    from apps.knowledge.models import Collection
+    from apps.knowledge.models import Collection, Source
 
     collection = Collection.objects.create(name="Handbook", default_label="internal")
     collection.groups.add(Group.objects.get(name="Handbook readers"))
@@ -109,8 +109,10 @@ def world(employee, knowledge_admin, officer) -> SimpleNamespace:
         action="chat.question",
         details={"conversation_id": str(conversation.pk), "question_id": question.pk},
     )
+    source = Source.objects.create(name="Share", collection=collection, path="/srv/share")
     return SimpleNamespace(
         collection=collection,
+        source=source,
         document=doc,
         doomed=doomed,
         conversation=conversation,
