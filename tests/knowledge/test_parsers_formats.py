@@ -238,3 +238,32 @@ def test_parse_file_command_says_why_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as err:
         call_command("parse_file", str(fm.make_encrypted_xlsx(tmp_path)))
     assert "password-protected" in str(err.value)
+
+
+def test_outlook_msg_keeps_its_fields_and_hands_back_attachments(tmp_path: Path) -> None:
+    from tests.support.msg import make_msg
+
+    csv = fm.make_csv(tmp_path).read_bytes()
+    parsed = parse(make_msg(tmp_path, attachments={"prices.csv": csv}))
+
+    assert parsed.mime_type == "application/vnd.ms-outlook"
+    assert parsed.title == "Offer for Nordlys AS"
+    assert parsed.metadata == {
+        "subject": "Offer for Nordlys AS",
+        "from": "Ines Berg <ines@example.com>",
+        "to": "sales@example.com",
+        "date": "Mon, 07 Dec 2026 09:00:00 +0100",
+    }
+    assert "Plan B is our proposal." in parsed.text
+    assert [(a.name, a.data) for a in parsed.attachments] == [("prices.csv", csv)]
+
+
+def test_a_truncated_outlook_msg_is_refused_with_what_it_may_be(tmp_path: Path) -> None:
+    from tests.support.msg import make_msg
+
+    path = make_msg(tmp_path, attachments={})
+    path.write_bytes(path.read_bytes()[:1536])  # header, FAT and half the directory
+    assert refusal(path).startswith(
+        "This file is a compound file that is no Outlook message Enclave can read (an old "
+        "Office format, or damaged) (application/x-ole-storage), which Enclave cannot index;"
+    )

@@ -141,7 +141,8 @@ def parse_msg(path: Path, depth: int = 0) -> ParsedDocument:
             "From": msg.sender or "",
             "To": msg.to or "",
             "Cc": msg.cc or "",
-            "Date": str(msg.date or ""),
+            # The submit time property; a message saved without one keeps its headers'.
+            "Date": str(msg.date or (msg.header.get("Date", "") if msg.header else "")),
         }
         body = _msg_text(msg)
         attachments: list[Attachment] = []

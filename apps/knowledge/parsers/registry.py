@@ -175,6 +175,10 @@ TEXT_APPLICATIONS = {
 # types are not: they are formats with markup of their own.
 _TEXT_NOT_PLAIN = {"text/rtf"}
 
+_COMPOUND = (
+    "a compound file that is no Outlook message Enclave can read (an old Office format, "
+    "or damaged)"
+)
 # What a person should hear instead of a bare MIME type. `True` marks documents that
 # could be converted, which changes the advice.
 _KINDS: dict[str, tuple[str, bool]] = {
@@ -188,6 +192,8 @@ _KINDS: dict[str, tuple[str, bool]] = {
     "application/x-mach-binary": ("a macOS executable", False),
     "application/java-archive": ("a Java archive", False),
     ZIP: ("a zip archive", False),
+    "application/x-ole-storage": (_COMPOUND, True),
+    "application/cdfv2": (_COMPOUND, True),
     "application/gzip": ("a gzip archive", False),
     "application/x-tar": ("a tar archive", False),
     "application/x-bzip2": ("a bzip2 archive", False),
