@@ -3,10 +3,12 @@ each run is audited with counts only, and the chain still verifies."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -128,6 +130,16 @@ def test_nothing_configured_removes_nothing(make_user, settings):
     _conversation(make_user(), "Kept for ever?", age_days=4000)
     assert not retention_apply().removed
     assert Conversation.objects.count() == 1 and AuditEvent.objects.count() == 0
+
+
+def test_the_command_applies_the_periods_now(make_user, settings):
+    out = io.StringIO()
+    call_command("retention_apply", stdout=out)
+    assert "nothing to do" in out.getvalue()
+    settings.RETENTION_CONVERSATION_DAYS = 3
+    _conversation(make_user(), "Old?", age_days=4)
+    call_command("retention_apply", stdout=out)
+    assert "Removed 1 conversations (2 messages, 1 ratings)" in out.getvalue()
 
 
 def test_beat_runs_the_retention_task(make_user, settings):
