@@ -21,11 +21,10 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from chat import QUESTIONS, _flush  # noqa: E402 - bench/ is on sys.path
-from common import isolate, prepare_database  # noqa: E402
+from common import demo_reader, isolate, prepare_database, start_model_and_store  # noqa: E402
 
 DB_NAME = "enclave_bench_api"
 BROKER = "redis://127.0.0.1:6379/12"
@@ -38,30 +37,17 @@ def main() -> None:
 
     var = Path(tempfile.mkdtemp(prefix="enclave-bench-api-"))
     isolate(db_url=prepare_database(DB_NAME), var=var, broker=BROKER)
-    import json
-
     import redis
     from django.conf import settings
-    from django.contrib.auth.models import Group, User
-    from django.core.files import File
     from openai import OpenAI
 
     from apps.accounts.tokens import token_create
     from apps.assistant import services as chat
-    from apps.core.roles import EMPLOYEE
-    from apps.knowledge import ingestion, services
-    from apps.ops.management.commands.seed_demo import DEMO_DIR
-    from apps.retrieval.store import reset_store
     from tests.support.live_web import start_web, stop_web
-    from tests.support.llm import MODEL_ALIAS, free_port, start_llm_server, stop_llm_server
-    from tests.support.vectorstore import start_vectorstore, stop_vectorstore
+    from tests.support.llm import MODEL_ALIAS, stop_llm_server
+    from tests.support.vectorstore import stop_vectorstore
 
-    store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=dict(os.environ))
-    reset_store()
-    port = free_port()
-    llm = start_llm_server(port=port, log=var / "llm.log")
-    base_url = f"http://127.0.0.1:{port}/v1"
-    settings.LOCAL_LLM_BASE_URL = base_url
+    store_proc, llm, base_url = start_model_and_store(var)
     settings.QUESTION_RATE_PER_MINUTE = 1_000_000  # one user asks everything
     web = start_web(
         "gunicorn",
@@ -69,21 +55,7 @@ def main() -> None:
         log=var / "web.log",
     )
     try:
-        group, _ = Group.objects.get_or_create(name=f"bench-{int(time.time())}")
-        collection = services.collection_create(
-            name=group.name, actor=None, default_label="internal", groups=[group]
-        )
-        for entry in json.loads((DEMO_DIR / "manifest.json").read_text()):
-            with (DEMO_DIR / entry["file"]).open("rb") as fh:
-                doc, _ = services.document_create(
-                    collection=collection,
-                    upload=File(fh, name=entry["file"]),
-                    user=None,
-                    title=entry["title"],
-                )
-            ingestion.document_ingest(document_id=doc.pk)
-        user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
-        user.groups.add(group, Group.objects.get(name=EMPLOYEE))
+        user = demo_reader("bench-api")
         client = OpenAI(
             base_url=f"{web.url}/v1",
             api_key=token_create(user=user, name="bench", days=7).secret,

@@ -16,15 +16,19 @@ ratio of the medians is printed (goal <= 1.10).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from common import isolate, percentile, prepare_database  # noqa: E402 - bench/ is on sys.path
+from common import (  # noqa: E402 - bench/ is on sys.path
+    demo_reader,
+    isolate,
+    percentile,
+    prepare_database,
+    start_model_and_store,
+)
 
 DB_NAME = "enclave_bench_chat"
 BROKER = "redis://127.0.0.1:6379/12"
@@ -77,47 +81,20 @@ def main() -> None:
     isolate(db_url=prepare_database(DB_NAME), var=var, broker=BROKER)
     import redis
     from django.conf import settings
-    from django.contrib.auth.models import Group, User
-    from django.core.files import File
     from django.test import Client
     from django.urls import reverse
 
     from apps.assistant.models import Message
-    from apps.core.roles import EMPLOYEE
-    from apps.knowledge import ingestion, services
-    from apps.ops.management.commands.seed_demo import DEMO_DIR
-    from apps.retrieval.store import reset_store
     from apps.routing.prompt import build_prompt
     from apps.routing.tokens import count_message_tokens
-    from tests.support.llm import MODEL_ALIAS, free_port, start_llm_server, stop_llm_server
-    from tests.support.vectorstore import start_vectorstore, stop_vectorstore
+    from tests.support.llm import MODEL_ALIAS, stop_llm_server
+    from tests.support.vectorstore import stop_vectorstore
 
-    store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=dict(os.environ))
-    reset_store()
-    port = free_port()
-    llm = start_llm_server(port=port, log=var / "llm.log")
-    base_url = f"http://127.0.0.1:{port}/v1"
-    settings.LOCAL_LLM_BASE_URL = base_url
+    store_proc, llm, base_url = start_model_and_store(var)
     # One user asks every question of every round: the per-user rate limit is not measured here.
     settings.QUESTION_RATE_PER_MINUTE = 1_000_000
     try:
-        group, _ = Group.objects.get_or_create(name=f"bench-{int(time.time())}")
-        collection = services.collection_create(
-            name=group.name, actor=None, default_label="internal", groups=[group]
-        )
-        manifest = json.loads((DEMO_DIR / "manifest.json").read_text())
-        for entry in manifest:
-            with (DEMO_DIR / entry["file"]).open("rb") as fh:
-                doc, _ = services.document_create(
-                    collection=collection,
-                    upload=File(fh, name=entry["file"]),
-                    user=None,
-                    title=entry["title"],
-                )
-            # In this process: no worker consumes this bench's queue.
-            ingestion.document_ingest(document_id=doc.pk)
-        user = User.objects.create_user(f"bench-{uuid.uuid4().hex[:8]}")
-        user.groups.add(group, Group.objects.get(name=EMPLOYEE))
+        user = demo_reader("bench")
         client = Client()
         client.force_login(user)
 

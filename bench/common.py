@@ -55,3 +55,54 @@ def isolate(*, db_url: str, var: Path, broker: str) -> dict[str, str]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def start_model_and_store(var: Path):  # noqa: ANN201 - returns processes of tests/support
+    """The vector store owner and the packaged llama.cpp model server for a benchmark run,
+    with this process's settings pointed at both: (store process, model process, base URL).
+    Call after `isolate`."""
+    from django.conf import settings
+
+    from apps.retrieval.store import reset_store
+    from tests.support.llm import free_port, start_llm_server
+    from tests.support.vectorstore import start_vectorstore
+
+    store_proc = start_vectorstore(var / "vectors", var / "vs.sock", env=dict(os.environ))
+    reset_store()
+    port = free_port()
+    llm = start_llm_server(port=port, log=var / "llm.log")
+    base_url = f"http://127.0.0.1:{port}/v1"
+    settings.LOCAL_LLM_BASE_URL = base_url
+    return store_proc, llm, base_url
+
+
+def demo_reader(prefix: str):  # noqa: ANN201 - a Django user, imported after setup
+    """An employee who reads one collection holding the demo documents, ingested here in
+    this process (no worker consumes a benchmark's queue)."""
+    import json
+    import time
+    import uuid
+
+    from django.contrib.auth.models import Group, User
+    from django.core.files import File
+
+    from apps.core.roles import EMPLOYEE
+    from apps.knowledge import ingestion, services
+    from apps.ops.management.commands.seed_demo import DEMO_DIR
+
+    group, _ = Group.objects.get_or_create(name=f"{prefix}-{int(time.time())}")
+    collection = services.collection_create(
+        name=group.name, actor=None, default_label="internal", groups=[group]
+    )
+    for entry in json.loads((DEMO_DIR / "manifest.json").read_text()):
+        with (DEMO_DIR / entry["file"]).open("rb") as fh:
+            doc, _ = services.document_create(
+                collection=collection,
+                upload=File(fh, name=entry["file"]),
+                user=None,
+                title=entry["title"],
+            )
+        ingestion.document_ingest(document_id=doc.pk)
+    user = User.objects.create_user(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    user.groups.add(group, Group.objects.get(name=EMPLOYEE))
+    return user
