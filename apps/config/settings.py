@@ -325,9 +325,7 @@ LOCAL_LLM_MAX_TOKENS = env.integer(
     high=LOCAL_LLM_CONTEXT // 2,
     want="an integer from 16 to half of LOCAL_LLM_CONTEXT",
 )
-# Seconds to connect, and to wait for each streamed piece of the answer.
-LOCAL_LLM_CONNECT_TIMEOUT = env.seconds("LOCAL_LLM_CONNECT_TIMEOUT", default=5.0)
-LOCAL_LLM_TIMEOUT = env.seconds("LOCAL_LLM_TIMEOUT", default=60.0)
+# Timeouts, slots and the fair queue: apps/config/local_model.py, imported below.
 QUESTION_MAX_CHARS = env.integer("QUESTION_MAX_CHARS", default=4000)
 
 # --- External provider (the egress gate in apps/routing is the only way to it) -----------
@@ -377,6 +375,7 @@ AUDIT_CHECKPOINT_KEY = env.key(
     "AUDIT_CHECKPOINT_KEY", shortest=32, empty="or empty to use SECRET_KEY"
 )
 from apps.config.audit_proofs import *  # noqa: E402, F403 - audit seals, SIEM feed
+from apps.config.local_model import *  # noqa: E402, F403 - model timeouts, slots, queue
 from apps.config.privacy import *  # noqa: E402, F403 - personal-data key, retention
 from apps.config.retrieval import *  # noqa: E402, F403 - the hybrid fusion's constants
 from apps.config.sources import *  # noqa: E402, F403 - synced folders (SOURCE_*)

@@ -43,6 +43,12 @@ EGRESS_DECISIONS = Counter(
     ["outcome", "reason"],
     registry=REGISTRY,
 )
+MODEL_BUSY = Counter(
+    "enclave_model_busy",
+    "Requests told the local model is busy: the queue was full, or they waited too long.",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 # What the recorders read of the callers' values. The real types (the model call's
@@ -86,6 +92,14 @@ def answer_finished(*, where: str, result: CallTimes, failed: bool) -> None:
             FIRST_TOKEN_SECONDS.labels(where=where).observe(float(result.first_token_s))
     except Exception:  # noqa: BLE001 - metrics never break the chat
         log.exception("metrics: answer_finished failed")
+
+
+def model_busy(*, reason: str) -> None:
+    """One request refused by the local model's queue: `reason` "full" or "waited"."""
+    try:
+        MODEL_BUSY.labels(reason=reason).inc()
+    except Exception:  # noqa: BLE001 - metrics never break the chat
+        log.exception("metrics: model_busy failed")
 
 
 def egress_decided(decision: Decided) -> None:

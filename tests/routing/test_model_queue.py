@@ -1,0 +1,180 @@
+"""The fair queue in front of the local model (apps/routing/model_queue.py), against the
+test session's real Redis, each test under a key prefix of its own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from apps.routing.model_queue import BUSY, ModelBusy, ModelQueue
+from tests.conftest import TEST_BROKER
+from tests.support.llm import free_port
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_BROKER)
+    prefix = f"enclave-test-{uuid.uuid4().hex[:12]}:modelqueue:"
+    client.prefix = prefix  # type: ignore[attr-defined]  # read by make() below
+    yield client
+    for key in client.scan_iter(prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def make(redis_client):
+    def build(**overrides) -> ModelQueue:
+        options = {"slots": 1, "ttl": 10.0, "max_length": 100, "max_wait": 30.0} | overrides
+        return ModelQueue(redis_client, prefix=redis_client.prefix, **options)
+
+    return build
+
+
+def _admitted(queue: ModelQueue, waiting: list[tuple[str, str]]) -> tuple[str, str]:
+    """The one waiting (user, ticket) that holds the slot now; it leaves the list."""
+    got = [(user, t) for user, t in waiting if queue.poll(t) is None]
+    assert len(got) == 1, got
+    waiting.remove(got[0])
+    return got[0]
+
+
+def test_one_persons_ten_questions_do_not_hold_back_two_colleagues(make):
+    queue = make(slots=1)
+    assert queue.join("first", "zoe") is None  # the model is free: the slot at once
+    waiting = [("alice", f"a{i}") for i in range(1, 11)] + [("bob", "b1"), ("carol", "c1")]
+    places = {t: queue.join(t, user) for user, t in waiting}
+    # Alice asked all ten first, yet Bob and Carol are behind only her first.
+    assert places["a1"] == 0 and places["a2"] == 1
+    assert places["b1"] == 1 and places["c1"] == 2
+    assert {t: queue.poll(t) for _, t in waiting} == {
+        "a1": 0, "b1": 1, "c1": 2, "a2": 3, "a3": 4, "a4": 5, "a5": 6,
+        "a6": 7, "a7": 8, "a8": 9, "a9": 10, "a10": 11,
+    }  # fmt: skip
+
+    served = []
+    holder = "first"
+    while waiting:
+        queue.leave(holder)  # the answer ends: the next in turn gets the slot at once
+        user, holder = _admitted(queue, waiting)
+        served.append(holder)
+    assert served == ["a1", "b1", "c1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10"]
+
+
+def test_turns_rotate_across_people_and_keep_each_persons_order(make):
+    queue = make(slots=1)
+    queue.join("busy", "zoe")
+    order = [("alice", "a1"), ("alice", "a2"), ("bob", "b1"), ("bob", "b2"), ("carol", "c1")]
+    for user, t in order:
+        queue.join(t, user)
+    served, holder, waiting = [], "busy", list(order)
+    while waiting:
+        queue.leave(holder)
+        _, holder = _admitted(queue, waiting)
+        served.append(holder)
+    assert served == ["a1", "b1", "c1", "a2", "b2"]
+
+
+def test_several_slots_are_filled_in_turn(make):
+    queue = make(slots=2)
+    assert queue.join("a1", "alice") is None
+    assert queue.join("a2", "alice") is None  # two slots: both at once
+    assert queue.join("a3", "alice") == 0
+    assert queue.join("b1", "bob") == 1
+    assert queue.state().busy == 2 and queue.state().waiting == 2
+
+
+def test_a_full_queue_refuses_at_once_with_the_busy_sentence(make):
+    queue = make(slots=1, max_length=2)
+    queue.join("h", "zoe")
+    queue.join("w1", "alice")
+    assert not queue.state().full
+    queue.join("w2", "bob")
+    assert queue.state().full
+    with pytest.raises(ModelBusy) as refused:
+        queue.join("w3", "carol")
+    assert str(refused.value) == BUSY == "The model is busy; try again in a minute."
+    assert refused.value.retry_after == 60
+    assert queue.state().waiting == 2  # the refused one took no place
+
+
+def test_the_slot_is_given_back_when_the_answer_raises(make):
+    queue = make(slots=1)
+    with pytest.raises(RuntimeError):
+        with queue.turn("alice") as turn:
+            assert list(turn.wait()) == []  # free: no waiting
+            assert queue.state().busy == 1
+            raise RuntimeError("the model call failed")
+    assert queue.state().busy == 0
+    assert queue.join("next", "bob") is None
+
+
+def test_a_slot_whose_holder_died_is_free_after_its_deadline(make):
+    queue = make(slots=1, ttl=0.5)
+    assert queue.join("crashed", "alice") is None  # then nothing keeps it: the process died
+    assert queue.join("b1", "bob") == 0
+    deadline = time.monotonic() + 5
+    while queue.poll("b1") is not None:  # polling keeps b1's own place alive
+        assert time.monotonic() < deadline, "the dead holder's slot was never freed"
+        time.sleep(0.1)
+    assert queue.state().busy == 1  # b1's now
+    assert queue.hold("crashed") is False
+
+
+def test_a_waiter_that_died_loses_its_place_and_the_others_move_up(make):
+    queue = make(slots=1, ttl=0.6)
+    with queue.turn("zoe"):  # a live holder: its thread keeps the slot
+        queue.join("dead", "alice")  # nobody polls it again
+        assert queue.join("b1", "bob") == 1
+        deadline = time.monotonic() + 5
+        while queue.poll("b1") != 0:
+            assert time.monotonic() < deadline, "the dead waiter kept its place"
+            time.sleep(0.1)
+        with pytest.raises(LookupError):
+            queue.poll("dead")
+        assert queue.state().busy == 1  # zoe's slot outlived several deadlines
+
+
+def test_the_wait_ends_busy_after_the_longest_wait_and_gives_the_place_back(make):
+    queue = make(slots=1, max_wait=0.6)
+    queue.join("holder", "zoe")
+    with pytest.raises(ModelBusy):
+        with queue.turn("alice") as turn:
+            places = []
+            for ahead in turn.wait():
+                places.append(ahead)
+                queue.hold("holder")
+    assert places[:1] == [0]
+    assert queue.state().waiting == 0
+
+
+def test_a_waiter_hears_its_place_as_it_moves_up(make):
+    queue = make(slots=1)
+    queue.join("holder", "zoe")
+    queue.join("b1", "bob")
+    queue.join("c1", "carol")
+    with queue.turn("alice") as turn:
+        seen = []
+        for ahead in turn.wait():
+            seen.append(ahead)
+            if ahead == 2:
+                queue.leave("c1")  # carol gives up
+            elif ahead == 1:
+                queue.leave("holder")  # zoe's answer ends; bob's begins
+                queue.poll("b1")
+            elif ahead == 0:
+                queue.leave("b1")
+        assert queue.state().busy == 1  # alice's
+    assert seen == [2, 1, 0]
+    assert queue.state().busy == 0
+
+
+def test_an_unreachable_redis_lets_the_request_through(redis_client):
+    gone = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    queue = ModelQueue(gone, prefix="x:", slots=1, ttl=5, max_length=0, max_wait=1)
+    with queue.turn("alice") as turn:
+        assert list(turn.wait()) == []
