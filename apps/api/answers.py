@@ -22,6 +22,7 @@ from apps.assistant.models import Conversation, Message
 from apps.assistant.presenters import reply_text
 from apps.assistant.streaming import StreamEvent
 from apps.audit.models import AuditEvent
+from apps.routing.model_queue import BUSY, RETRY_AFTER_SECONDS
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -91,12 +92,19 @@ def refusal(outcome: Outcome, request: HttpRequest) -> ApiError | None:
                 extra=extra,
             )
         return ApiError(403, final.content, code="egress_refused", extra=extra)
+    if final.status == Message.Status.FAILED and final.error == BUSY:
+        return model_busy()
     if final.status == Message.Status.FAILED:
         extra = {"message_id": final.pk}
         if outcome.earlier and outcome.earlier[-1].status in ESCALATABLE:
             extra["local_answer"] = enclave_field(outcome.earlier[-1], request)
         return ApiError(503, final.error, code="model_unavailable", extra=extra)
     return None
+
+
+def model_busy() -> ApiError:
+    """The local model's queue is full, or the question waited too long in it."""
+    return ApiError(503, BUSY, code="model_busy", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _reasons(kept: Message) -> list[dict[str, str]]:

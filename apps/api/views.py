@@ -22,6 +22,7 @@ from apps.api.errors import ApiError, bad_request
 from apps.api.history import api_conversation_create
 from apps.assistant import services
 from apps.assistant.streaming import StreamEvent
+from apps.routing.model_queue import local_model_full
 
 View = Callable[[HttpRequest], HttpResponseBase]
 
@@ -77,6 +78,8 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
     limited = over_question_rate(user, settings.QUESTION_RATE_PER_MINUTE)
     if limited is not None:
         raise limited
+    if local_model_full():
+        raise answers.model_busy()
     conversation = api_conversation_create(user=user, history=chat.history, token_id=token_id)
     events = answers.question_events(
         user=user, conversation=conversation, question=question, external=chat.external

@@ -34,6 +34,7 @@ from apps.retrieval.embeddings import embed_query
 from apps.retrieval.store import StoreError
 from apps.routing import services as routing
 from apps.routing.llm import StreamResult, local_endpoint, stream_chat
+from apps.routing.model_queue import local_model_turn
 from apps.routing.prompt import build_prompt
 from apps.routing.tokens import count_message_tokens
 from apps.search.search import Retrieval, retrieve
@@ -305,6 +306,7 @@ def _answer_locally(
         record_call=record_call,
         evidence=quotes,
         check=lambda text, numbered: grounding.check(text, numbered).as_dict(),
+        turn=local_model_turn(user_key=str(user.pk)),
     )
     # The local model down, dead mid-answer, or (if the policy says so) not knowing: the
     # stronger model may answer, if the gate allows. A browser that went away never gets

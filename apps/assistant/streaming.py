@@ -1,12 +1,15 @@
 """One answer into a new message, as the page receives it: `meta`, the quoted `evidence`
-(when there is some), then `token`s, then `done`. When a model's stream ends (finished,
-failed, or the reader gone) what arrived is saved with its citations, its grounding check
-and status, and the model call and the answer are audited, in one transaction.
+(when there is some), `queue` while it waits for the local model (how many are ahead,
+apps/routing/model_queue.py), then `token`s, then `done`. When a model's stream ends
+(finished, failed, or the reader gone) what arrived is saved with its citations, its
+grounding check and status, and the model call and the answer are audited, in one
+transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ from apps.assistant.presenters import answer_html, evidence_html
 from apps.assistant.reconnect import once_more_if_disconnected
 from apps.core import metrics as core_metrics
 from apps.routing.llm import ModelUnavailable, StreamResult
+from apps.routing.model_queue import BUSY, RETRY_AFTER_SECONDS, ModelBusy, Turn
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -31,7 +35,7 @@ Checker = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
 @dataclass
 class StreamEvent:
-    kind: str  # "meta" | "token" | "done"
+    kind: str  # "meta" | "searched" | "evidence" | "queue" | "token" | "done"
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,9 +61,12 @@ def stream_reply(
     error_suffix: str = "",
     evidence: list[dict[str, Any]] | None = None,
     check: Checker | None = None,
+    turn: Turn | None = None,
 ) -> Generator[StreamEvent, None, Message]:
     """Stream one model's answer into a new message: meta, evidence, tokens, done.
-    Returns it."""
+    Returns it. With `turn` (the local model's queue), the model is called once the turn
+    comes, and each place in the queue until then is a `queue` event; a full queue or a
+    wait too long ends the answer with BUSY."""
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -85,9 +92,16 @@ def stream_reply(
         yield StreamEvent("evidence", {"sentences": reply.evidence, "html": evidence_html(reply)})
     result = StreamResult()
     error = ""
+    busy = False
     try:
-        for piece in pieces(result):
-            yield StreamEvent("token", {"text": piece})
+        # The slot (or the place) is given back on every way out of this block.
+        with turn if turn is not None else nullcontext():
+            for ahead in turn.wait() if turn is not None else ():
+                yield StreamEvent("queue", queue_data(ahead))
+            for piece in pieces(result):
+                yield StreamEvent("token", {"text": piece})
+    except ModelBusy as err:
+        error, busy = f"{err}{error_suffix}", True
     except ModelUnavailable as err:
         error = f"{err}{error_suffix}"
     finally:
@@ -95,7 +109,8 @@ def stream_reply(
         # is kept, marked incomplete, and recorded.
         if not error and result.finish_reason not in ("stop", "length"):
             error = "The answer stopped before the model finished."
-        core_metrics.answer_finished(where=model.where, result=result, failed=bool(error))
+        if not busy:  # a busy model was not called: counted as busy (model_queue), not here
+            core_metrics.answer_finished(where=model.where, result=result, failed=bool(error))
         once_more_if_disconnected(
             lambda: _save_reply(
                 user,
@@ -181,8 +196,17 @@ def reply_without_model(
     yield StreamEvent("done", done_data(reply))
 
 
+def queue_data(ahead: int) -> dict[str, Any]:
+    """A `queue` event: how many requests the local model serves before this one."""
+    if ahead == 0:
+        text = "Waiting for the model: you are next."
+    else:
+        text = f"Waiting for the model: {ahead} ahead."
+    return {"ahead": ahead, "text": text}
+
+
 def done_data(reply: Message) -> dict[str, Any]:
-    return {
+    data = {
         "message_id": reply.pk,
         "status": reply.status,
         "html": answer_html(reply),
@@ -191,6 +215,9 @@ def done_data(reply: Message) -> dict[str, Any]:
         "model": reply.model_display,
         "where": reply.model_where,
     }
+    if reply.error == BUSY:
+        data["retry_after"] = RETRY_AFTER_SECONDS  # the page may offer to ask again
+    return data
 
 
 def _ms(seconds: float | None) -> int | None:

@@ -18,6 +18,7 @@ from apps.assistant.presenters import answer_html
 from apps.assistant.streaming import StreamEvent
 from apps.core.http import AuthenticatedHttpRequest
 from apps.core.roles import PERM_USE_ASSISTANT
+from apps.routing import model_queue
 from apps.routing.providers import external_provider
 
 assistant_required = permission_required(PERM_USE_ASSISTANT, raise_exception=True)
@@ -67,7 +68,7 @@ def ask(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         question = services.question_clean(request.POST.get("question", ""))
     except services.QuestionRejected as err:
         return JsonResponse({"error": str(err)}, status=400)
-    limited = _over_question_rate(request)
+    limited = _over_question_rate(request) or _model_busy()
     if limited is not None:
         return limited
     raw_id = request.POST.get("conversation") or ""
@@ -97,6 +98,16 @@ def _over_question_rate(request: AuthenticatedHttpRequest) -> JsonResponse | Non
         status=429,
     )
     response["Retry-After"] = str(max(1, window.retry_after))
+    return response
+
+
+def _model_busy() -> JsonResponse | None:
+    """The local model's queue is full: said at once, while the status can still say it
+    (a request that finds it full later, in the stream, ends with the same sentence)."""
+    if not model_queue.local_model_full():
+        return None
+    response = JsonResponse({"error": model_queue.BUSY}, status=503)
+    response["Retry-After"] = str(model_queue.RETRY_AFTER_SECONDS)
     return response
 
 

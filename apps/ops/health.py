@@ -22,6 +22,7 @@ from django.db import connections
 from apps.retrieval.store import Filter, build_store
 from apps.routing.llm import local_endpoint
 from apps.routing.locality import PUBLIC_WARNING, local_model_locality
+from apps.routing.model_queue import local_model_queue
 
 
 class CheckFailed(Exception):
@@ -122,13 +123,25 @@ def _location() -> dict[str, Any]:
     return {"public": False} if not locality.error else {"public": None, "error": "unresolved"}
 
 
+def _queue() -> dict[str, Any]:
+    """The local model's queue (apps/routing/model_queue.py): information for whoever
+    looks, never a reason to be unready; a full queue is the model working."""
+    try:
+        state = local_model_queue().state()
+    except Exception as err:  # noqa: BLE001 - shown as unreadable, readiness unchanged
+        return {"error": _describe(err)}
+    return {"waiting": state.waiting, "slots_busy": state.busy, "slots": state.slots}
+
+
 def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
     """(all up?, {part: {"status": "up"|"down", "ms": ..., "error"?: ...}}); the local
-    model's part also says whether its address is public ("location")."""
+    model's part also says whether its address is public ("location") and how many
+    requests wait for it ("queue")."""
     deadline = settings.READYZ_TIMEOUT_SECONDS + 0.5
-    pool = ThreadPoolExecutor(max_workers=len(CHECKS) + 1, thread_name_prefix="readyz")
+    pool = ThreadPoolExecutor(max_workers=len(CHECKS) + 2, thread_name_prefix="readyz")
     try:
         location = pool.submit(_location)
+        queue = pool.submit(_queue)
         futures = {name: pool.submit(_run, check) for name, check in CHECKS.items()}
         started = time.monotonic()
         results: dict[str, dict[str, Any]] = {}
@@ -147,6 +160,11 @@ def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
         except FutureTimeout:
             where = {"public": None, "error": "not resolved in time"}
         results["local_model"]["location"] = where
+        try:
+            waiting = queue.result(timeout=max(0.0, deadline - (time.monotonic() - started)))
+        except FutureTimeout:
+            waiting = {"error": "not read in time"}
+        results["local_model"]["queue"] = waiting
     finally:
         # Do not wait for a hung check: its thread ends when its own timeout fires.
         pool.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,8 @@
 """/metrics: the counters of apps/core/metrics.py, plus gauges that describe shared state.
 
-Gauges that describe shared state — the Celery queue depth in Redis and the documents by
-status in PostgreSQL — are read when /metrics is scraped (`StateCollector`), so every web
-process reports the same, current values.
+Gauges that describe shared state — the Celery queue depth and the local model's queue in
+Redis, and the documents by status in PostgreSQL — are read when /metrics is scraped
+(`StateCollector`), so every web process reports the same, current values.
 
 Several gunicorn worker processes: set PROMETHEUS_MULTIPROC_DIR to an empty folder (the
 image does, docker/gunicorn.conf.py empties it at start) and each process writes its
@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from apps.core.metrics import REGISTRY
 from apps.knowledge.models import Document
+from apps.routing.model_queue import local_model_queue
 
 __all__ = ["REGISTRY", "StateCollector", "exposition"]
 
@@ -40,7 +41,35 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from self._queue_depth()
+        yield from self._model_queue()
         yield self._documents()
+
+    def _model_queue(self) -> list[GaugeMetricFamily]:
+        """The local model's fair queue (apps/routing/model_queue.py)."""
+        waiting = GaugeMetricFamily(
+            "enclave_model_queue_waiting", "Requests waiting for a slot of the local model."
+        )
+        busy = GaugeMetricFamily(
+            "enclave_model_slots_busy", "Slots of the local model held by a request now."
+        )
+        slots = GaugeMetricFamily(
+            "enclave_model_slots", "Requests the local model takes at once (LOCAL_LLM_SLOTS)."
+        )
+        up = GaugeMetricFamily(
+            "enclave_model_queue_up", "1 if the local model's queue could be read from Redis."
+        )
+        queue = local_model_queue()
+        slots.add_metric([], queue.slots)
+        try:
+            state = queue.state()
+        except Exception as err:  # noqa: BLE001 - a scrape reports the part as down
+            log.warning("metrics: model queue unreadable: %s", type(err).__name__)
+            up.add_metric([], 0)
+            return [slots, up]
+        waiting.add_metric([], state.waiting)
+        busy.add_metric([], state.busy)
+        up.add_metric([], 1)
+        return [waiting, busy, slots, up]
 
     def _queue_depth(self) -> list[GaugeMetricFamily]:
         depth = GaugeMetricFamily(

@@ -150,11 +150,21 @@
         quotes.innerHTML = payload.html; // escaped on the server (format_html)
         current.box.insertBefore(quotes, current.body);
         current.quotes = quotes;
+      } else if (kind === "queue") {
+        // The local model serves others first: the place, updated as it moves up.
+        if (!current.queue) {
+          current.queue = el("p", "msg-meta queue-position");
+          current.box.insertBefore(current.queue, current.body);
+        }
+        current.queue.textContent = payload.text;
+        status.textContent = payload.text;
       } else if (kind === "token") {
+        if (current.queue) { current.queue.remove(); current.queue = null; }
         current.body.textContent += payload.text;
       } else if (kind === "done") {
         current.done = true;
         if (current.quotes) current.quotes.remove(); // the final html holds them again
+        if (current.queue) { current.queue.remove(); current.queue = null; }
         finish(current.box, current.body, Object.assign({ where: meta.where }, payload));
         status.textContent = "";
       }
