@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
+import time
 
 import openai
 import pytest
@@ -17,8 +19,10 @@ from apps.assistant.models import Conversation, Message
 from apps.audit.models import AuditEvent
 from apps.core.roles import EMPLOYEE
 from apps.knowledge.models import Document
+from apps.routing.model_queue import BUSY, local_model_queue
 from tests.api.conftest import CANARY, client_for
 from tests.conftest import restart_llm
+from tests.support.model_queue import model_queue_taken
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
@@ -223,3 +227,43 @@ def test_local_model_down_and_no_escalation_allowed_is_503(api_web, world, provi
     assert caught.value.status_code == 503 and body["code"] == "model_unavailable"
     assert "sensitive_context" in [r["code"] for r in body["enclave"]["reasons"]]
     assert provider.requests == []
+
+
+def test_a_full_model_queue_is_503_busy_with_retry_after_at_once(api_web, world, settings):
+    # The web server's queue is this test's (the same Redis and prefix, the default
+    # MODEL_QUEUE_MAX_LENGTH): its slot held and every place taken.
+    asked = Message.objects.count()
+    with model_queue_taken(waiting=settings.MODEL_QUEUE_MAX_LENGTH):
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as caught:
+            _ask(api_web, world["pat_token"].secret, LAUNCH_Q)
+        took = time.monotonic() - started
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["Retry-After"] == "60"
+    body = _error_body(caught.value)
+    assert body["code"] == "model_busy" and body["message"] == BUSY
+    # Told at once (the wait would be MODEL_QUEUE_MAX_WAIT_SECONDS, 60 s), and not asked.
+    assert took < 1.0, took
+    assert Message.objects.count() == asked
+
+
+def test_an_api_question_waits_its_turn_and_then_is_answered(api_web, world):
+    queue = local_model_queue()
+    seen: list[int] = []
+
+    def answer_ends_once_the_question_waits(taken) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and queue.state().waiting == 0:
+            time.sleep(0.05)
+        seen.append(queue.state().waiting)
+        taken.queue.leave(taken.holders[0])
+
+    with model_queue_taken() as taken:
+        freer = threading.Thread(target=answer_ends_once_the_question_waits, args=(taken,))
+        freer.start()
+        try:
+            answer = _ask(api_web, world["pat_token"].secret, LAUNCH_Q)
+        finally:
+            freer.join(timeout=70)
+    assert seen == [1]  # it waited in line, behind the answer that held the slot
+    assert answer.model_extra["enclave"]["status"] == "complete"

@@ -18,8 +18,10 @@ from apps.audit.personal import reveal_events
 from apps.core.labels import Label
 from apps.core.roles import COMPLIANCE_OFFICER, EMPLOYEE
 from apps.knowledge import services
+from apps.routing.model_queue import BUSY
 from tests.conftest import restart_llm, wait_for_documents
 from tests.support.llm import RecordingProxy
+from tests.support.model_queue import model_queue_taken
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -331,3 +333,69 @@ def test_a_question_the_documents_do_not_answer_is_refused_with_what_was_searche
     assert "Searched for: “What is the bug bounty payout for a critical bug?”" in reply.content
     assert "“vacation”" in reply.content  # the nearest document the asker can read (its title)
     assert "Bluebird" not in reply.content  # never a title the asker cannot read
+
+
+def _blocks(resp):
+    """Each server-sent event of a chat stream as it comes: (kind, data)."""
+    for chunk in resp.streaming_content:
+        lines = dict(line.split(": ", 1) for line in chunk.decode().splitlines() if ": " in line)
+        if "event" in lines:
+            yield lines["event"], json.loads(lines["data"])
+
+
+def test_a_waiting_question_shows_its_place_in_the_model_queue_as_it_moves_up(client, world):
+    client.force_login(world["alice"])
+    with model_queue_taken(waiting=2) as taken:  # one answering, Bob and Carol in line
+        (bob, carol), (holder,) = taken.waiters, taken.holders
+        resp = client.post(
+            reverse("assistant:ask"), {"question": "How many vacation days do new employees get?"}
+        )
+        assert resp.status_code == 200
+        events = []
+        for kind, data in _blocks(resp):  # the stream runs as far as it is read
+            events.append((kind, data))
+            if kind != "queue":
+                continue
+            if data["ahead"] == 2:
+                taken.queue.leave(carol)  # Carol gives up
+            elif data["ahead"] == 1:
+                taken.queue.leave(holder)  # that answer ends: Bob's turn
+                assert taken.queue.poll(bob) is None
+            elif data["ahead"] == 0:
+                taken.queue.leave(bob)  # Bob's answer ends: Alice's turn
+    kinds = [kind for kind, _ in events]
+    places = [data for kind, data in events if kind == "queue"]
+    assert [p["ahead"] for p in places] == [2, 1, 0], places
+    assert places[0]["text"] == "Waiting for the model: 2 ahead."
+    assert places[2]["text"] == "Waiting for the model: you are next."
+    # Evidence first, the place while waiting, then the model's words.
+    assert kinds.index("evidence") < kinds.index("queue") < kinds.index("token")
+    assert _done(events)["status"] == "complete"
+
+
+def test_a_full_model_queue_refuses_the_question_before_the_stream_with_retry_after(
+    client, world, settings
+):
+    settings.MODEL_QUEUE_MAX_LENGTH = 1
+    client.force_login(world["alice"])
+    with model_queue_taken(waiting=1):
+        resp = client.post(reverse("assistant:ask"), {"question": "How many vacation days?"})
+    assert resp.status_code == 503
+    assert resp["Retry-After"] == "60"
+    assert resp.json()["error"] == BUSY == "The model is busy; try again in a minute."
+    assert not Message.objects.exists()  # not asked: nothing to lose
+
+
+def test_a_question_that_waits_too_long_ends_its_stream_busy_and_is_not_escalated(
+    client, world, settings
+):
+    settings.MODEL_QUEUE_MAX_WAIT_SECONDS = 0.5
+    with model_queue_taken() as taken:
+        events = _ask(client, world["alice"], "How many vacation days do new employees get?")
+        assert taken.queue.state().waiting == 0  # its place was given back
+    kinds = [kind for kind, _ in events]
+    assert "evidence" in kinds and "queue" in kinds and "token" not in kinds
+    done = _done(events)  # one answer: a busy model is no reason to go elsewhere
+    assert done["status"] == "failed" and done["error"] == BUSY
+    assert done["retry_after"] == 60
+    assert kinds[-1] == "done"

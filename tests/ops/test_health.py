@@ -8,7 +8,9 @@ import json
 
 import pytest
 
+from apps.routing.model_queue import local_model_full
 from tests.support.llm import free_port
+from tests.support.model_queue import model_queue_taken
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +45,19 @@ def test_readyz_is_200_when_database_redis_store_and_model_all_answer(client, ev
     assert body["status"] == "ready"
     assert set(body["checks"]) == PARTS
     assert all(check["status"] == "up" for check in body["checks"].values()), body
+
+
+def test_readyz_shows_the_model_queue_without_failing_when_it_is_full(
+    client, everything_up, settings
+):
+    settings.MODEL_QUEUE_MAX_LENGTH = 2
+    with model_queue_taken(waiting=2):
+        assert local_model_full()
+        status, body = _ready(client)
+    assert status == 200, body  # a busy model is a working one
+    assert body["checks"]["local_model"]["queue"] == {"waiting": 2, "slots_busy": 1, "slots": 1}
+    status, body = _ready(client)
+    assert body["checks"]["local_model"]["queue"] == {"waiting": 0, "slots_busy": 0, "slots": 1}
 
 
 def test_readyz_is_503_naming_the_model_server_when_its_port_is_wrong(

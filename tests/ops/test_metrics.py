@@ -10,6 +10,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from apps.ops import metrics as ops_metrics
+from apps.routing.model_queue import ModelBusy, local_model_turn
+from tests.support.llm import free_port
+from tests.support.model_queue import model_queue_taken
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +131,37 @@ def test_a_scrape_with_redis_down_still_answers_and_says_so(client, settings):
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     text = _scrape(client)
     assert _sample(text, "enclave_queue_depth_up") == 0
+
+
+def test_the_model_queue_is_read_from_redis_at_scrape_time(client, settings):
+    settings.LOCAL_LLM_SLOTS = 2
+    with model_queue_taken(waiting=3):
+        text = _scrape(client)
+    assert _sample(text, "enclave_model_queue_waiting") == 3
+    assert _sample(text, "enclave_model_slots_busy") == 2
+    assert _sample(text, "enclave_model_slots") == 2
+    assert _sample(text, "enclave_model_queue_up") == 1
+    after = _scrape(client)
+    assert _sample(after, "enclave_model_queue_waiting") == 0
+    assert _sample(after, "enclave_model_slots_busy") == 0
+
+
+def test_a_scrape_with_the_model_queue_unreadable_says_so(client, settings):
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
+    text = _scrape(client)
+    assert _sample(text, "enclave_model_queue_up") == 0
+    assert _sample(text, "enclave_model_slots") == 1
+
+
+def test_refusals_of_a_busy_model_are_counted(settings):
+    settings.MODEL_QUEUE_MAX_LENGTH = 0
+    before = _value("enclave_model_busy_total", reason="full")
+    with model_queue_taken(), pytest.raises(ModelBusy):
+        with local_model_turn(user_key="someone"):
+            pass
+    assert _value("enclave_model_busy_total", reason="full") == before + 1
 
 
 def _user(name: str) -> User:
