@@ -18,21 +18,22 @@ from tests.support.llm import free_port
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(TEST_BROKER)
-    prefix = f"enclave-test-{uuid.uuid4().hex[:12]}:modelqueue:"
-    client.prefix = prefix  # type: ignore[attr-defined]  # read by make() below
     yield client
-    for key in client.scan_iter(prefix + "*"):
-        client.delete(key)
     client.close()
 
 
 @pytest.fixture
-def make(redis_client):
+def make(redis_client) -> Iterator:
+    """A queue of this test's own (its own key prefix), with the options it names."""
+    prefix = f"enclave-test-{uuid.uuid4().hex[:12]}:modelqueue:"
+
     def build(**overrides) -> ModelQueue:
         options = {"slots": 1, "ttl": 10.0, "max_length": 100, "max_wait": 30.0} | overrides
-        return ModelQueue(redis_client, prefix=redis_client.prefix, **options)
+        return ModelQueue(redis_client, prefix=prefix, **options)
 
-    return build
+    yield build
+    for key in redis_client.scan_iter(prefix + "*"):
+        redis_client.delete(key)
 
 
 def _admitted(queue: ModelQueue, waiting: list[tuple[str, str]]) -> tuple[str, str]:
@@ -173,7 +174,7 @@ def test_a_waiter_hears_its_place_as_it_moves_up(make):
     assert queue.state().busy == 0
 
 
-def test_an_unreachable_redis_lets_the_request_through(redis_client):
+def test_an_unreachable_redis_lets_the_request_through():
     gone = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     queue = ModelQueue(gone, prefix="x:", slots=1, ttl=5, max_length=0, max_wait=1)
     with queue.turn("alice") as turn:
