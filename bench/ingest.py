@@ -1,6 +1,7 @@
 """Ingestion throughput: the whole pipeline through Celery vs raw SentenceTransformer.encode.
 
     .venv/bin/python bench/ingest.py [--corpus ../shared/eval/celerydocs/corpus.jsonl] [--limit N]
+    .venv/bin/python bench/ingest.py --synthetic 10000      # bulk load of small documents
 
 Every corpus entry becomes one uploaded document (title kept) in a throw-away collection of
 a throw-away database (`enclave_bench`), ingested by a real Celery worker into a real
@@ -8,6 +9,12 @@ vector store owner process. In the same run the same chunk texts are embedded wi
 `SentenceTransformer.encode` (batch 32, after a warm-up), and the ratio of the two rates is
 printed. Both use the same 2 cores, so the ratio is what the pipeline costs on top of the
 model (goal: >= 0.80). The machine is shared and noisy: compare ratios, not seconds.
+
+`--synthetic N` uploads N small generated documents (a heading and 60 words each, all
+different) instead of the corpus: the bulk-loading case. Throughout, the worker's RSS (the
+Celery main process and its pool children together) is sampled with the count of indexed
+documents, and printed at 1,000 indexed documents and at the end: a pipeline that keeps
+nothing per document stays flat after the first thousand.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +40,9 @@ def main() -> None:
         "--corpus", type=Path, default=ROOT.parent / "shared/eval/celerydocs/corpus.jsonl"
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N entries")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, help="N generated small documents instead"
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -53,7 +65,10 @@ def main() -> None:
     from tests.support.worker import kill_worker, start_worker
 
     redis.Redis.from_url(BROKER).flushdb()
-    entries = [json.loads(line) for line in args.corpus.open()]
+    if args.synthetic:
+        entries = _synthetic(args.synthetic)
+    else:
+        entries = [json.loads(line) for line in args.corpus.open()]
     if args.limit:
         entries = entries[: args.limit]
 
@@ -106,6 +121,8 @@ def main() -> None:
             user=None,
         )
         _wait([warm.pk], Document)
+        sampler = _RssSampler(worker.pid, collection.pk)
+        sampler.start()
         started = time.perf_counter()
         ids = []
         skipped = 0
@@ -124,6 +141,7 @@ def main() -> None:
             ids.append(doc.pk)
         _wait(ids, Document)
         pipeline_s = time.perf_counter() - started
+        sampler.stop()
         docs = Document.objects.filter(pk__in=ids)
         chunks = sum(d.chunk_count for d in docs)
         failed = docs.filter(status=Document.Status.FAILED).count()
@@ -149,6 +167,79 @@ def main() -> None:
         f"(best of {raw_before:.1f} s before and {raw_after:.1f} s after)"
     )
     print(f"ratio pipeline/raw: {pipeline_rate / raw_rate:.2f} (goal >= 0.80)")
+    print(sampler.report())
+
+
+WORDS = (
+    "invoice travel policy leave payroll laptop badge canteen parking budget contract "
+    "meeting training safety holiday pension insurance supplier warehouse printer network "
+    "password account refund expense approval manager office shift overtime report"
+).split()
+
+
+def _synthetic(n: int) -> list[dict[str, str]]:
+    rng = random.Random(7)
+    return [
+        {
+            "_id": f"note-{i}",
+            "title": f"Note {i}",
+            "text": f"# Note {i}\n\nNote {i} says: "
+            + " ".join(rng.choice(WORDS) for _ in range(60))
+            + ".\n",
+        }
+        for i in range(n)
+    ]
+
+
+class _RssSampler(threading.Thread):
+    """(indexed documents of the collection, worker RSS in bytes) every half second."""
+
+    def __init__(self, pid: int, collection_id: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.collection_id = pid, collection_id
+        self.samples: list[tuple[int, int]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+        from django.db import connection
+
+        from apps.knowledge.models import Document
+
+        root = psutil.Process(self.pid)
+        try:
+            while not self._done.wait(0.5):
+                rss = 0
+                for proc in (root, *root.children(recursive=True)):
+                    try:
+                        rss += proc.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        continue  # a pool child replaced between the listing and the read
+                indexed = Document.objects.filter(
+                    collection_id=self.collection_id, status=Document.Status.INDEXED
+                ).count()
+                self.samples.append((indexed, rss))
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def report(self) -> str:
+        if not self.samples:
+            return "worker RSS: no samples"
+        mib = 1024 * 1024
+        first = next((r for n, r in self.samples if n >= 1000), None)
+        last, peak = self.samples[-1][1], max(r for _, r in self.samples)
+        line = f"worker RSS (main + pool): end {last / mib:.0f} MiB, peak {peak / mib:.0f} MiB"
+        if first is None:
+            return line + " (fewer than 1,000 documents: no growth figure)"
+        grown = max(r for n, r in self.samples if n >= 1000)
+        return (
+            f"{line}; at 1,000 indexed {first / mib:.0f} MiB, highest after that "
+            f"{grown / mib:.0f} MiB (ratio {grown / first:.2f}; flat is 1.00)"
+        )
 
 
 def _wait(ids: list[int], document_model) -> None:  # noqa: ANN001
