@@ -26,7 +26,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
 	bench-llm bench-api bench-scim bench-erase bench-seal browser \
-	ocr bench-formats bench-sync
+	ocr bench-formats bench-sync bench-load
 
 install: $(STAMP)
 
@@ -151,6 +151,9 @@ bench-llm: install
 
 bench-api: install
 	$(PY) bench/api.py
+
+bench-load: install
+	$(PY) bench/load.py
 
 bench-scim: install
 	$(PY) bench/api_scim.py

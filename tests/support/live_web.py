@@ -48,9 +48,11 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for process {pid}")
 
 
-def start_web(kind: str, *, env: dict[str, str], log: Path, timeout: float = 90) -> LiveWeb:
+def start_web(
+    kind: str, *, env: dict[str, str], log: Path, timeout: float = 90, workers: int = 1
+) -> LiveWeb:
     port = free_port()
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
     if kind == "gunicorn":
         gunicorn = Path(sys.executable).with_name("gunicorn")
         cmd = [str(gunicorn), "--config", "docker/gunicorn.conf.py", "apps.config.wsgi"]
