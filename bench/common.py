@@ -57,6 +57,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def tree_rss(pid: int) -> int:
+    """RSS in bytes of a process and all its children (a worker's pool, gunicorn's workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for proc in (root, *root.children(recursive=True)):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue  # a child replaced between the listing and the read
+    return total
+
+
 def start_model_and_store(var: Path):  # noqa: ANN201 - returns processes of tests/support
     """The vector store owner and the packaged llama.cpp model server for a benchmark run,
     with this process's settings pointed at both: (store process, model process, base URL).

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, isolate, prepare_database  # noqa: E402 - bench/ is on sys.path
+from common import ROOT, isolate, prepare_database, tree_rss  # noqa: E402 - bench/ is on sys.path
 
 DB_NAME = "enclave_bench"
 BROKER = "redis://127.0.0.1:6379/13"
@@ -201,20 +201,13 @@ class _RssSampler(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        import psutil
         from django.db import connection
 
         from apps.knowledge.models import Document
 
-        root = psutil.Process(self.pid)
         try:
             while not self._done.wait(0.5):
-                rss = 0
-                for proc in (root, *root.children(recursive=True)):
-                    try:
-                        rss += proc.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        continue  # a pool child replaced between the listing and the read
+                rss = tree_rss(self.pid)
                 indexed = Document.objects.filter(
                     collection_id=self.collection_id, status=Document.Status.INDEXED
                 ).count()

@@ -36,6 +36,7 @@ from common import (  # noqa: E402
     percentile,
     prepare_database,
     start_model_and_store,
+    tree_rss,
 )
 
 DB_NAME = "enclave_bench_load"
@@ -193,17 +194,8 @@ class _PeakRss(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        import psutil
-
-        root = psutil.Process(self.pid)
         while not self._done.wait(0.2):
-            total = 0
-            for proc in (root, *root.children(recursive=True)):
-                try:
-                    total += proc.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, tree_rss(self.pid))
 
     def stop(self) -> None:
         self._done.set()
