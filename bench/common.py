@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,19 @@ def isolate(*, db_url: str, var: Path, broker: str) -> dict[str, str]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+NOTE_WORDS = (
+    "invoice travel policy leave payroll laptop badge canteen parking budget contract "
+    "meeting training safety holiday pension insurance supplier warehouse printer network "
+    "password account refund expense approval manager office shift overtime report"
+).split()
+
+
+def note_text(rng: random.Random, n: int) -> str:
+    """A small document of its own: a heading and 60 words drawn from NOTE_WORDS."""
+    words = " ".join(rng.choice(NOTE_WORDS) for _ in range(60))
+    return f"# Note {n}\n\nNote {n} says: {words}.\n"
 
 
 def tree_rss(pid: int) -> int:

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, isolate, prepare_database, tree_rss  # noqa: E402 - bench/ is on sys.path
+from common import ROOT, isolate, note_text, prepare_database, tree_rss  # noqa: E402 - bench/ is on sys.path
 
 DB_NAME = "enclave_bench"
 BROKER = "redis://127.0.0.1:6379/13"
@@ -170,25 +170,9 @@ def main() -> None:
     print(sampler.report())
 
 
-WORDS = (
-    "invoice travel policy leave payroll laptop badge canteen parking budget contract "
-    "meeting training safety holiday pension insurance supplier warehouse printer network "
-    "password account refund expense approval manager office shift overtime report"
-).split()
-
-
 def _synthetic(n: int) -> list[dict[str, str]]:
     rng = random.Random(7)
-    return [
-        {
-            "_id": f"note-{i}",
-            "title": f"Note {i}",
-            "text": f"# Note {i}\n\nNote {i} says: "
-            + " ".join(rng.choice(WORDS) for _ in range(60))
-            + ".\n",
-        }
-        for i in range(n)
-    ]
+    return [{"_id": f"note-{i}", "title": f"Note {i}", "text": note_text(rng, i)} for i in range(n)]
 
 
 class _RssSampler(threading.Thread):

@@ -21,20 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import isolate, prepare_database  # noqa: E402 - bench/ is on sys.path
+from common import isolate, note_text, prepare_database  # noqa: E402 - bench/ is on sys.path
 
 DB_NAME = "enclave_bench_sync"
 BROKER = "redis://127.0.0.1:6379/12"
-WORDS = (
-    "invoice travel policy leave payroll laptop badge canteen parking budget contract "
-    "meeting training safety holiday pension insurance supplier warehouse printer network "
-    "password account refund expense approval manager office shift overtime report"
-).split()
-
-
-def _paragraph(rng: random.Random, n: int) -> str:
-    words = " ".join(rng.choice(WORDS) for _ in range(60))
-    return f"# Note {n}\n\nNote {n} says: {words}.\n"
 
 
 def main() -> None:
@@ -70,7 +60,7 @@ def main() -> None:
             folder = var / "sources" / f"run{run}"
             folder.mkdir(parents=True)
             for n in range(args.files):
-                (folder / f"note-{n:05d}.md").write_text(_paragraph(rng, n), encoding="utf-8")
+                (folder / f"note-{n:05d}.md").write_text(note_text(rng, n), encoding="utf-8")
             stamp = f"{int(time.time())}-{run}"
             collection = services.collection_create(name=f"bench-sync-{stamp}", actor=None)
             source = Source.objects.create(
@@ -96,7 +86,7 @@ def main() -> None:
             n_changed = round(args.files * args.changed)
             n_deleted = round(args.files * args.deleted)
             for i, name in enumerate(names[:n_changed]):
-                (folder / name).write_text(_paragraph(rng, 100_000 + i), encoding="utf-8")
+                (folder / name).write_text(note_text(rng, 100_000 + i), encoding="utf-8")
             for name in names[n_changed : n_changed + n_deleted]:
                 (folder / name).unlink()
             indexed_before = AuditEvent.objects.filter(action="document.indexed").count()
