@@ -18,3 +18,21 @@ RETRIEVAL_DENSE_WEIGHT = env.number(
 RETRIEVAL_HEADING_WEIGHT = env.number(
     "RETRIEVAL_HEADING_WEIGHT", default=0.2, low=0.0, high=1.0, want="a number from 0 to 1"
 )
+
+# The embedded store's graphs (apps/retrieval/store/owner.py GraphPolicy, README
+# "Capacity"): the owner looks this often whether the store has grown enough for a new
+# graph build, which runs in a child process over a copy of the shard while search goes
+# on (it needs as much free disk again as the shard takes). 0: only `manage.py
+# vectorstore --optimize` builds them.
+VECTOR_GRAPH_CHECK_SECONDS = env.number(
+    "VECTOR_GRAPH_CHECK_SECONDS", default=60.0, low=0.0, want="seconds, 0 or more"
+)
+# Build once the store holds this many points more than at the last build; 0: the shard's
+# indexing threshold (VECTOR_EXACT_SEARCH_POINTS when it was created).
+VECTOR_GRAPH_EVERY_POINTS = env.integer("VECTOR_GRAPH_EVERY_POINTS", default=0, low=0)
+# After a failed build, the next automatic one waits this long.
+VECTOR_GRAPH_RETRY_SECONDS = env.seconds("VECTOR_GRAPH_RETRY_SECONDS", default=3600.0)
+# A filtered search matching up to this many points of a segment is exact (no graph), and
+# a segment gets a graph from this size on; fixed when the store is created
+# (apps/retrieval/store/protocol.py EXACT_SEARCH_POINTS).
+VECTOR_EXACT_SEARCH_POINTS = env.integer("VECTOR_EXACT_SEARCH_POINTS", default=200_000, low=1)

@@ -11,18 +11,25 @@ them into StoreError with what we were doing, so callers never see an engine typ
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
+import logging
+import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import apps.retrieval.store.engine as engine
+from apps.retrieval.store import generations
 from apps.retrieval.store.engine import EngineStore
 from apps.retrieval.store.protocol import (
     DENSE,
+    EXACT_SEARCH_POINTS,
     INDEXED_FIELDS,
     SPARSE,
     Filter,
@@ -34,9 +41,34 @@ from apps.retrieval.store.protocol import (
     full_scan_threshold_kb,
 )
 
+log = logging.getLogger("enclave.vectorstore")
+
 T = TypeVar("T")
 
 CONFIG_FILE = "edge_config.json"
+# What the last graph build left, beside the shards (generations.py): when it ended, how
+# many points the store held then (the next build is due GRAPH_BUILD_POINTS later).
+BUILD_RECORD_SUFFIX = ".graphs.json"
+# The longest a graph build may take before it is stopped (the shard it copied is dropped).
+GRAPH_BUILD_TIMEOUT_SECONDS = 6 * 3600.0
+# How long a replaced shard waits for the reads still running on it before it is closed.
+RETIRE_WAIT_SECONDS = 60.0
+
+
+@dataclass
+class BuildRecord:
+    """One graph build, as index_state() shows it."""
+
+    reason: str
+    started_at: float  # Unix time
+    stage: str = "copying"  # copying, building, swapping, done, nothing to do, failed
+    finished_at: float | None = None
+    copy_seconds: float | None = None
+    build_seconds: float | None = None
+    swap_seconds: float | None = None
+    points: int | None = None
+    replayed_writes: int = 0
+    error: str = ""
 
 
 def _engine() -> Any:
@@ -55,17 +87,30 @@ class EdgeStore(EngineStore):
     acknowledged, and close() never races a half-applied update.
 
     The engine holds the GIL for the whole of each call (a Python thread got no time
-    during an 11 s optimize()), so while optimize() runs the owner answers nobody; see
-    the indexing threshold in _create, which keeps optimize() short.
+    during an 11 s optimize()), so optimize() never runs here: build_graphs() runs it in
+    a child process over a copy of the shard and swaps the result in (generations.py).
+    `path` names the collection; the directory that serves it is generations.active_dir.
     """
 
-    def __init__(self, *, path: Path) -> None:
+    def __init__(self, *, path: Path, exact_search_points: int = EXACT_SEARCH_POINTS) -> None:
         self.path = Path(path)
+        self.exact_search_points = exact_search_points  # for a collection created here
         self._write_lock = threading.Lock()
         self._shard: Any = None
         self._dense_size: int | None = None
-        if (self.path / CONFIG_FILE).exists():
+        self._dir = generations.active_dir(self.path)
+        # Every acknowledged write from a graph build's copy until its swap, in order.
+        self._journal: list[Any] | None = None
+        self._build_lock = threading.Lock()
+        self._build: BuildRecord | None = None
+        self._child: generations.Child | None = None
+        # Reads running on each open shard (by id), so a replaced one closes after them.
+        self._readers: collections.Counter[int] = collections.Counter()
+        self._readers_changed = threading.Condition()
+        if (self._dir / CONFIG_FILE).exists():
             self._open_existing()
+            for gone in generations.remove_stale(self.path, self._dir):
+                log.info("removed %s, left by a graph build that did not finish", gone)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -73,22 +118,38 @@ class EdgeStore(EngineStore):
         q = _engine()
         try:
             # No config: the persisted one (vector sizes, thresholds) is kept as created.
-            self._shard = q.EdgeShard.load(str(self.path))
+            self._shard = q.EdgeShard.load(str(self._dir))
         except Exception as err:
             if "WouldBlock" in str(err):
                 raise StoreError(
-                    f"the vector data in {self.path} is already open in another process; "
+                    f"the vector data in {self._dir} is already open in another process; "
                     "only one `manage.py vectorstore` may own it"
                 ) from err
-            raise StoreError(f"could not open the vector data in {self.path}: {err}") from err
+            raise StoreError(f"could not open the vector data in {self._dir}: {err}") from err
         self._dense_size = self._shard_dense_size()
+
+    def _config(self) -> dict[str, Any]:
+        try:
+            config: dict[str, Any] = json.loads((self._dir / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return config
 
     def _shard_dense_size(self) -> int | None:
         try:
-            config = json.loads((self.path / CONFIG_FILE).read_text())
-            return int(config["vectors"][DENSE]["size"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return int(self._config()["vectors"][DENSE]["size"])
+        except (KeyError, TypeError, ValueError):
             return None
+
+    def graph_points(self) -> int | None:
+        """How many points a segment needs before the engine builds its graph (the
+        indexing threshold the shard was created with), or None before it exists."""
+        try:
+            kb = int(self._config()["optimizers"]["indexing_threshold"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        size = self._dense_size or 1
+        return kb * 1024 // (size * 4)
 
     def ensure_collection(self, *, dense_size: int) -> None:
         check_dense_size(dense_size)
@@ -105,34 +166,31 @@ class EdgeStore(EngineStore):
 
     def _create(self, dense_size: int) -> None:
         q = _engine()
+        threshold = full_scan_threshold_kb(dense_size, points=self.exact_search_points)
         config = q.EdgeConfig(
             vectors={DENSE: q.EdgeVectorParams(size=dense_size, distance=q.Distance.Cosine)},
             sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
             # m/ef_construct are Qdrant's defaults; only the full-scan threshold differs,
             # so that filtered searches stay exact (see EXACT_SEARCH_POINTS).
-            hnsw_config=q.HnswIndexConfig(
-                m=16, ef_construct=100, full_scan_threshold=full_scan_threshold_kb(dense_size)
-            ),
+            hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=threshold),
             # A segment smaller than the full-scan threshold never uses its HNSW graph (every
             # filtered search in it is exact), so building one there only burns CPU, and
             # qdrant-edge holds the GIL while optimize() builds: the owner answers nobody
             # meanwhile. Index only segments big enough for the graph to be used.
-            optimizers=q.EdgeOptimizersConfig(
-                indexing_threshold=full_scan_threshold_kb(dense_size)
-            ),
+            optimizers=q.EdgeOptimizersConfig(indexing_threshold=threshold),
             # wal_enabled is left at its default (on): acknowledged writes must survive a
             # crash of the owner, and the engine fixes it at creation anyway.
         )
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._shard = q.EdgeShard.create(str(self.path), config)
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._shard = q.EdgeShard.create(str(self._dir), config)
         except Exception as err:
             if "WouldBlock" in str(err):
                 raise StoreError(
-                    f"the vector data in {self.path} is already open in another process"
+                    f"the vector data in {self._dir} is already open in another process"
                 ) from err
             raise StoreError(
-                f"could not create the vector collection in {self.path}: {err}"
+                f"could not create the vector collection in {self._dir}: {err}"
             ) from err
         self._dense_size = dense_size
 
@@ -145,13 +203,15 @@ class EdgeStore(EngineStore):
         for name, kind in INDEXED_FIELDS.items():
             if name not in existing:
                 op = q.UpdateOperation.create_field_index(name, types[kind])
-                self._call(
-                    f"create the payload index on {name}", functools.partial(self._shard.update, op)
-                )
+                self._apply(self._shard, f"create the payload index on {name}", op)
 
     def close(self) -> None:
+        child = self._child
+        if child is not None:
+            child.stop()  # a build in progress is dropped; its copy goes at the next start
         with self._write_lock:
             shard, self._shard = self._shard, None
+            self._journal = None
             if shard is None:
                 return
             try:
@@ -177,6 +237,27 @@ class EdgeStore(EngineStore):
                     "the vector collection does not exist yet; ensure_collection() creates it"
                 )
             yield self._shard
+
+    def _apply(self, shard: Any, what: str, op: Any) -> None:
+        """One update, under the write lock; kept for the graph build's copy too."""
+        # update() returns after the operation is in the WAL and applied.
+        self._call(what, functools.partial(shard.update, op))
+        if self._journal is not None:
+            self._journal.append(op)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The shard that serves now, held open until the read is done (None before the
+        collection exists)."""
+        with self._readers_changed:
+            shard = self._shard
+            self._readers[id(shard)] += 1
+        try:
+            yield shard
+        finally:
+            with self._readers_changed:
+                self._readers[id(shard)] -= 1
+                self._readers_changed.notify_all()
 
     def _filter(self, flt: Filter, what: str) -> Any:
         q = _engine()
@@ -207,8 +288,7 @@ class EdgeStore(EngineStore):
         converted = [q.Point(engine.point_id(p), self._vectors(p), dict(p.payload)) for p in points]
         op = q.UpdateOperation.upsert_points(converted)
         with self._writing() as shard:
-            # update() returns after the operation is in the WAL and applied.
-            self._call(f"store {len(converted)} points", lambda: shard.update(op))
+            self._apply(shard, f"store {len(converted)} points", op)
 
     def delete(self, flt: Filter) -> None:
         f = self._filter(flt, "delete")
@@ -216,7 +296,7 @@ class EdgeStore(EngineStore):
             return  # nothing was ever stored, so nothing matches
         op = _engine().UpdateOperation.delete_points_by_filter(f)
         with self._writing() as shard:
-            self._call("delete points", lambda: shard.update(op))
+            self._apply(shard, "delete points", op)
 
     def set_payload(self, flt: Filter, payload: Mapping[str, Any]) -> None:
         f = self._filter(flt, "payload update")
@@ -224,13 +304,165 @@ class EdgeStore(EngineStore):
             return
         op = _engine().UpdateOperation.set_payload_by_filter(f, dict(payload))
         with self._writing() as shard:
-            self._call("update payloads", lambda: shard.update(op))
+            self._apply(shard, "update payloads", op)
+
+    # --- graphs ---------------------------------------------------------------------------
 
     def optimize(self) -> None:
-        if self._shard is None:
-            return  # nothing stored yet, nothing to optimise
-        with self._writing() as shard:
-            self._call("optimize its segments", shard.optimize)
+        """Build the graphs now (or wait for the build under way), without stopping
+        search: see build_graphs."""
+        self.build_graphs(reason="asked")
+
+    def build_graphs(self, *, reason: str) -> BuildRecord:
+        """Run the engine's optimizers over a copy of the shard in a child process and
+        serve the result, while this process goes on answering:
+
+        1. copy, under the write lock (reads go on, writes wait): flush, copy the shard's
+           directory to the next generation's; from then on every write is journaled;
+        2. build, in `python -m apps.retrieval.store.generations DIR`, at a lower CPU
+           priority, holding its own GIL, not ours;
+        3. swap, under the write lock: open the built copy, replay the journal into it,
+           flush, name it active (the commit point), serve it; the old shard is closed
+           once the reads on it are done, and its directory removed.
+
+        One build at a time: a second caller waits for the first and gets its record.
+        StoreError if the build failed; the shard that served before still serves."""
+        if not self._build_lock.acquire(blocking=False):
+            with self._build_lock:  # the build under way ends; report it
+                assert self._build is not None  # noqa: S101 - set by whoever held the lock
+                return self._build
+        try:
+            record = self._build = BuildRecord(reason=reason, started_at=time.time())
+            self._run_build(record)
+            return record
+        finally:
+            self._build_lock.release()
+
+    def _run_build(self, record: BuildRecord) -> None:
+        target = generations.next_dir(self.path)
+        try:
+            started = time.monotonic()
+            with self._writing() as shard:
+                self._call("flush before a graph build", shard.flush)
+                generations.copy_shard(self._dir, target)
+                self._journal = []
+            record.copy_seconds = round(time.monotonic() - started, 1)
+            record.stage = "building"
+            self._child = generations.Child(target)
+            built = self._child.run(timeout=GRAPH_BUILD_TIMEOUT_SECONDS)
+            record.build_seconds = built["seconds"]
+            if not built["changed"]:
+                record.stage = "nothing to do"  # already optimal: the copy is dropped
+                record.points = built["points"]
+                self._journal = None
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                record.stage = "swapping"
+                self._swap(target, record)
+                record.stage = "done"
+        except BaseException as err:
+            self._journal = None
+            shutil.rmtree(target, ignore_errors=True)
+            record.stage, record.error = "failed", str(err) or type(err).__name__
+            log.warning("graph build failed: %s", record.error)
+            raise
+        finally:
+            self._child = None
+            record.finished_at = time.time()
+            if record.stage != "failed":
+                self._save_record(record)
+
+    def _swap(self, target: Path, record: BuildRecord) -> None:
+        started = time.monotonic()
+        with self._write_lock:
+            if self._shard is None or self._journal is None:
+                raise StoreError("the store was closed during the graph build")
+            journal, self._journal = self._journal, None
+            built = self._call(
+                "open the built shard", lambda: _engine().EdgeShard.load(str(target))
+            )
+            try:
+                for op in journal:
+                    self._call(
+                        "replay a write into the built shard", functools.partial(built.update, op)
+                    )
+                self._call("flush the built shard", built.flush)
+                generations.set_active(self.path, target)  # the commit point
+            except BaseException:
+                built.close()
+                raise
+            old, old_dir = self._shard, self._dir
+            with self._readers_changed:
+                self._shard, self._dir = built, target
+            record.replayed_writes = len(journal)
+            record.points = int(built.info().points_count)
+        record.swap_seconds = round(time.monotonic() - started, 1)
+        self._retire(old, old_dir)
+
+    def _retire(self, old: Any, old_dir: Path) -> None:
+        with self._readers_changed:
+            self._readers_changed.wait_for(
+                lambda: self._readers[id(old)] == 0, timeout=RETIRE_WAIT_SECONDS
+            )
+            del self._readers[id(old)]
+        try:
+            old.close()
+        except Exception as err:  # noqa: BLE001 - the new shard serves; log and go on
+            log.warning("closing the replaced shard: %s", err)
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+    def _record_file(self) -> Path:
+        return self.path.with_name(self.path.name + BUILD_RECORD_SUFFIX)
+
+    def _save_record(self, record: BuildRecord) -> None:
+        try:
+            self._record_file().write_text(json.dumps(asdict(record)), encoding="utf-8")
+        except OSError as err:
+            log.warning("could not write the graph build record: %s", err)
+
+    def graphs_due(self, *, every_points: int = 0, retry_seconds: float = 3600.0) -> bool:
+        """Whether the store has grown by `every_points` (0: the shard's indexing
+        threshold) since the last finished build, and no build runs or failed lately."""
+        if self._shard is None or self._build_lock.locked():
+            return False
+        last = self._build
+        if last is not None and last.stage == "failed":
+            if time.time() - (last.finished_at or 0) < retry_seconds:
+                return False
+        every = every_points or self.graph_points() or 0
+        if every <= 0:
+            return False
+        saved = self._saved_record()
+        since = saved.points if saved is not None and saved.points is not None else 0
+        with self._reading() as shard:
+            points = int(self._call("read the shard info", shard.info).points_count)
+        return points - since >= every
+
+    def _saved_record(self) -> BuildRecord | None:
+        try:
+            return BuildRecord(**json.loads(self._record_file().read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def last_build(self) -> BuildRecord | None:
+        """The build under way or the last one (this process's, else the one on disk)."""
+        return self._build if self._build is not None else self._saved_record()
+
+    def index_state(self) -> dict[str, Any]:
+        """Points, segments, vectors in graphs, and the build under way or the last one."""
+        with self._reading() as shard:
+            info = self._call("read the shard info", shard.info) if shard is not None else None
+        last = self.last_build()
+        return {
+            "backend": "embedded",
+            "points": int(info.points_count) if info else 0,
+            "segments": int(info.segments_count) if info else 0,
+            # Dense and sparse vectors together; a sparse vector is indexed on write.
+            "indexed_vectors": int(info.indexed_vectors_count) if info else 0,
+            "graph_points": self.graph_points(),
+            "building": last is not None and last.finished_at is None,
+            "last_build": asdict(last) if last is not None else None,
+        }
 
     # --- reads --------------------------------------------------------------------------
     # A read before the collection exists finds nothing: that is the truth on a fresh
@@ -239,26 +471,23 @@ class EdgeStore(EngineStore):
     def _search(
         self, what: str, *, f: Any, limit: int, query: Any, prefetch: list[Any] | None = None
     ) -> list[ScoredPoint]:
-        shard = self._shard
-        if shard is None:
-            return []
         request = _engine().QueryRequest(
             limit=limit, query=query, prefetches=prefetch, filter=f, with_payload=True
         )
-        return engine.scored(self._call(what, lambda: shard.query(request)))
+        with self._reading() as shard:
+            if shard is None:
+                return []
+            return engine.scored(self._call(what, lambda: shard.query(request)))
 
     def count(self, flt: Filter) -> int:
         f = self._filter(flt, "count")
-        shard = self._shard
-        if shard is None:
-            return 0
         request = _engine().CountRequest(exact=True, filter=f)
-        return int(self._call("count points", lambda: shard.count(request)))
+        with self._reading() as shard:
+            if shard is None:
+                return 0
+            return int(self._call("count points", lambda: shard.count(request)))
 
     def _scroll(self, f: Any, *, limit: int, offset: str | None) -> tuple[list[Any], Any]:
-        shard = self._shard
-        if shard is None:
-            return [], None
         request = _engine().ScrollRequest(
             offset=engine.scroll_offset(offset),
             limit=limit,
@@ -266,5 +495,8 @@ class EdgeStore(EngineStore):
             with_payload=True,
             with_vector=False,
         )
-        records, next_offset = self._call("scroll points", lambda: shard.scroll(request))
+        with self._reading() as shard:
+            if shard is None:
+                return [], None
+            records, next_offset = self._call("scroll points", lambda: shard.scroll(request))
         return records, next_offset

@@ -11,7 +11,9 @@ Guarantees:
 - a reply to a write is sent only after EdgeStore.update() returned, i.e. after the
   operation is in the WAL, so an acknowledged write survives a SIGKILL of the owner;
 - SIGTERM/SIGINT: stop accepting, remove the socket, finish the write in progress,
-  close the shard.
+  close the shard;
+- the HNSW graphs are built as the store grows (GraphPolicy), in a child process over a
+  copy of the shard, so search goes on meanwhile (EdgeStore.build_graphs).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import apps.retrieval.store.wire as wire
 from apps.retrieval.store.edge import EdgeStore
-from apps.retrieval.store.protocol import StoreError, StoreUnavailable
+from apps.retrieval.store.protocol import EXACT_SEARCH_POINTS, StoreError, StoreUnavailable
 
 log = logging.getLogger("enclave.vectorstore")
 
@@ -75,11 +78,36 @@ class _Server(socketserver.ThreadingUnixStreamServer):
     owner: Owner
 
 
+@dataclass(frozen=True)
+class GraphPolicy:
+    """When the owner builds the graphs by itself (README "Capacity", settings
+    VECTOR_GRAPH_*): every `check_seconds` it looks whether the store has grown by
+    `every_points` since the last build (0: by the shard's own indexing threshold, below
+    which the engine builds no graph anyway); a failed build is tried again after
+    `retry_seconds`. `exact_search_points` is the exact-search threshold of a store
+    created now. check_seconds 0 switches the automatic builds off."""
+
+    check_seconds: float = 60.0
+    every_points: int = 0
+    retry_seconds: float = 3600.0
+    exact_search_points: int = EXACT_SEARCH_POINTS
+
+
 class Owner:
-    def __init__(self, *, data_dir: Path, socket_path: Path, collection: str) -> None:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        socket_path: Path,
+        collection: str,
+        graphs: GraphPolicy | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.socket_path = Path(socket_path)
         self.collection = collection
+        self.graphs = graphs or GraphPolicy()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.store: EdgeStore | None = None
         self._lock_file: IO[str] | None = None
         self._server: _Server | None = None
@@ -99,11 +127,36 @@ class Owner:
         self._lock_data_dir()
         try:
             self._claim_socket()
-            self.store = EdgeStore(path=self.data_dir / self.collection)
+            self.store = EdgeStore(
+                path=self.data_dir / self.collection,
+                exact_search_points=self.graphs.exact_search_points,
+            )
             self._bind()
         except BaseException:
             self.stop()
             raise
+        if self.graphs.check_seconds > 0:
+            self._watcher = threading.Thread(
+                target=self._watch_graphs, name="vectorstore-graphs", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch_graphs(self) -> None:
+        while not self._stopping.wait(self.graphs.check_seconds):
+            store = self.store
+            if store is None:
+                return
+            try:
+                if store.graphs_due(
+                    every_points=self.graphs.every_points,
+                    retry_seconds=self.graphs.retry_seconds,
+                ):
+                    log.info("the store has grown: building its graphs")
+                    record = store.build_graphs(reason="grown")
+                    log.info("graph build: %s", record)
+            except StoreError as err:
+                if not self._stopping.is_set():
+                    log.warning("graph build: %s", err)
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -244,11 +297,15 @@ class Owner:
     def _op_optimize(self, store: EdgeStore) -> None:
         store.optimize()
 
+    def _op_index_state(self, store: EdgeStore) -> dict[str, Any]:
+        return {**store.index_state(), "checked_every_seconds": self.graphs.check_seconds}
+
     # --- stop ---------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Idempotent; safe after a partial start()."""
         self._closing = True
+        self._stopping.set()
         server, self._server = self._server, None
         thread, self._thread = self._thread, None
         if server is not None:
@@ -277,7 +334,12 @@ class Owner:
 
 
 def run_owner(
-    *, data_dir: Path, socket_path: Path, collection: str, ready: Callable[[str], None]
+    *,
+    data_dir: Path,
+    socket_path: Path,
+    collection: str,
+    ready: Callable[[str], None],
+    graphs: GraphPolicy | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT. Raises OwnerConflict / StoreError if it cannot start."""
     stop = threading.Event()
@@ -286,7 +348,7 @@ def run_owner(
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    owner = Owner(data_dir=data_dir, socket_path=socket_path, collection=collection)
+    owner = Owner(data_dir=data_dir, socket_path=socket_path, collection=collection, graphs=graphs)
     try:
         owner.start()
         ready(f"vectorstore ready on {socket_path}")

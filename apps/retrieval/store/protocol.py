@@ -34,11 +34,11 @@ INDEXED_FIELDS: Mapping[str, str] = {
 EXACT_SEARCH_POINTS = 200_000
 
 
-def full_scan_threshold_kb(dense_size: int) -> int:
+def full_scan_threshold_kb(dense_size: int, *, points: int = EXACT_SEARCH_POINTS) -> int:
     """Qdrant's HNSW `full_scan_threshold` is in kilobytes of vector data, not points:
     the planner compares the estimated number of matching points times the vector size
     with it. Convert our point count for this vector size (float32 storage)."""
-    return math.ceil(EXACT_SEARCH_POINTS * dense_size * 4 / 1024)
+    return math.ceil(points * dense_size * 4 / 1024)
 
 
 class StoreError(Exception):
@@ -177,7 +177,15 @@ class VectorStore(Protocol):
         Scrolled points carry score 0.0: there is no query to score against."""
         ...
 
-    def optimize(self) -> None: ...
+    def optimize(self) -> None:
+        """Build the vector graphs now; search goes on meanwhile (the embedded owner
+        builds in a child process, a Qdrant server in its own threads)."""
+        ...
+
+    def index_state(self) -> dict[str, Any]:
+        """Points, segments, vectors in graphs, and any graph build under way: for
+        /readyz and the admin page."""
+        ...
 
     def close(self) -> None: ...
 

@@ -112,8 +112,23 @@ class ServerStore(ServerCollection, EngineStore):
             )
 
     def optimize(self) -> None:
-        # A server runs its optimisers itself; there is nothing to trigger.
+        # A server runs its optimisers itself, in threads of its own; nothing to trigger.
         return None
+
+    def index_state(self) -> dict[str, Any]:
+        if not self._exists():
+            return {"backend": "server", "points": 0, "segments": 0, "indexed_vectors": 0}
+        info = self._call("read the collection", lambda c: c.get_collection(self.collection))
+        return {
+            "backend": "server",
+            "points": int(info.points_count or 0),
+            "segments": int(info.segments_count or 0),
+            "indexed_vectors": int(info.indexed_vectors_count or 0),
+            # green: graphs built; yellow: the server's optimisers are at work (search
+            # goes on); grey: optimisation pending until the next update.
+            "status": str(getattr(info.status, "value", info.status)),
+            "building": str(getattr(info.status, "value", info.status)) == "yellow",
+        }
 
     # --- conversions --------------------------------------------------------------------
     # A query is (what to search with, the named vector it is in) as query_points and

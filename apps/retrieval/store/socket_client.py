@@ -221,6 +221,10 @@ class SocketStore:
     def optimize(self) -> None:
         self._request("optimize", {}, timeout=max(self.timeout, OPTIMIZE_TIMEOUT_SECONDS))
 
+    def index_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self._request("index_state", {})
+        return state
+
     def close(self) -> None:
         """Closes this thread's connection; the owner keeps running."""
         self._drop()

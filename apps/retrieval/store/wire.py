@@ -36,6 +36,7 @@ OPS = frozenset(
         "count",
         "scroll",
         "optimize",
+        "index_state",
     }
 )
 

@@ -2,7 +2,8 @@
 
     manage.py vectorstore              serve VECTOR_DATA_DIR on VECTOR_SOCKET until SIGTERM/^C
     manage.py vectorstore --check      exit 0 if an owner answers on the socket, 1 if not
-    manage.py vectorstore --optimize   ask the running owner to optimise its segments
+    manage.py vectorstore --optimize   ask the running owner to build its graphs now (search
+                                       goes on meanwhile); prints the build's record
 
 Only for the embedded default; with QDRANT_URL set the vectors live on the Qdrant server.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.retrieval.store.owner import run_owner
+from apps.retrieval.store.owner import GraphPolicy, run_owner
 from apps.retrieval.store.protocol import StoreError
 from apps.retrieval.store.socket_client import SocketStore
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             "--check", action="store_true", help="only report whether an owner is running"
         )
         action.add_argument(
-            "--optimize", action="store_true", help="ask the running owner to optimise"
+            "--optimize", action="store_true", help="ask the running owner to build its graphs"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,7 +47,13 @@ class Command(BaseCommand):
                     self.stdout.write(f"vectorstore pid {info['pid']} serves {info['data_dir']}")
                 else:
                     client.optimize()
-                    self.stdout.write("vectorstore optimised")
+                    last = client.index_state().get("last_build") or {}
+                    self.stdout.write(
+                        f"vectorstore graphs: {last.get('stage', 'built')}; copy "
+                        f"{last.get('copy_seconds')} s, build {last.get('build_seconds')} s, "
+                        f"swap {last.get('swap_seconds')} s, "
+                        f"{last.get('replayed_writes', 0)} writes replayed"
+                    )
             except StoreError as err:
                 raise CommandError(str(err)) from err
             finally:
@@ -70,6 +77,12 @@ class Command(BaseCommand):
                 socket_path=socket_path,
                 collection=settings.QDRANT_COLLECTION,
                 ready=ready,
+                graphs=GraphPolicy(
+                    check_seconds=settings.VECTOR_GRAPH_CHECK_SECONDS,
+                    every_points=settings.VECTOR_GRAPH_EVERY_POINTS,
+                    retry_seconds=settings.VECTOR_GRAPH_RETRY_SECONDS,
+                    exact_search_points=settings.VECTOR_EXACT_SEARCH_POINTS,
+                ),
             )
         except StoreError as err:
             raise CommandError(str(err)) from err
