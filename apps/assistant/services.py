@@ -165,9 +165,7 @@ def _search(user: AbstractBaseUser, candidates: list[SearchQuery]) -> Searched:
         found = retrieve(user=user, question=query.text)
         passages = [_passage(hit) for hit in found.hits]
         evidence = (
-            evidence_mod.gather(query.text, embed_query(query.text), passages)
-            if passages
-            else None
+            evidence_mod.gather(query.text, embed_query(query.text), passages) if passages else None
         )
         here = Searched(query, found, passages, evidence)
         if best is None or _strength(here) > _strength(best):

@@ -41,9 +41,7 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.assistant",
     "apps.compliance",
-    "apps.ops",
-    "apps.api",
-    "apps.scim",  # README "API" and "Provisioning"
+    "apps.ops", "apps.api", "apps.scim",  # README "API" and "Provisioning"
     # System checks for the CSP settings.
     "csp",
 ]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.core.http import AuthenticatedHttpRequest
 from apps.knowledge.views import admin_view
 from apps.retrieval import versions
+from apps.retrieval.index_state import index_summary
 from apps.retrieval.models import EmbedderVersion
 from apps.retrieval.store.protocol import StoreError
 
@@ -29,7 +30,8 @@ def embedders(request: AuthenticatedHttpRequest) -> HttpResponse:
         except StoreError as err:
             points = f"unknown ({err})"
         rows.append({"version": v, "points": points})
-    return render(request, "knowledge/embedders.html", {"rows": rows})
+    context = {"rows": rows, "index": index_summary()}
+    return render(request, "knowledge/embedders.html", context)
 
 
 def _reindex(v: EmbedderVersion, user: User) -> str:

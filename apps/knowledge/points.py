@@ -26,9 +26,7 @@ from apps.retrieval.store.protocol import Filter, Point, ScoredPoint
 POINT_NAMESPACE = uuid.UUID("6b0f7d2e-4c1a-5e8b-9d3f-2a7c1e5b8f40")
 
 
-def point_id(
-    document_id: int, chunk_index: int, embedder: EmbedderVersion | None = None
-) -> str:
+def point_id(document_id: int, chunk_index: int, embedder: EmbedderVersion | None = None) -> str:
     """Derived, not random: re-ingesting a document rewrites exactly the same points.
     The packaged model's points keep the ids they had before embedder versions; another
     version's ids also derive from the version."""

@@ -19,6 +19,7 @@ import redis
 from django.conf import settings
 from django.db import connections
 
+from apps.retrieval.index_state import index_summary
 from apps.retrieval.store import Filter, build_store
 from apps.routing.llm import local_endpoint
 from apps.routing.locality import PUBLIC_WARNING, local_model_locality
@@ -136,12 +137,14 @@ def _queue() -> dict[str, Any]:
 def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
     """(all up?, {part: {"status": "up"|"down", "ms": ..., "error"?: ...}}); the local
     model's part also says whether its address is public ("location") and how many
-    requests wait for it ("queue")."""
+    requests wait for it ("queue"), the vector store's its index ("index": points,
+    segments, graphs built or being built); neither changes readiness."""
     deadline = settings.READYZ_TIMEOUT_SECONDS + 0.5
     pool = ThreadPoolExecutor(max_workers=len(CHECKS) + 2, thread_name_prefix="readyz")
     try:
         location = pool.submit(_location)
         queue = pool.submit(_queue)
+        index = pool.submit(index_summary)
         futures = {name: pool.submit(_run, check) for name, check in CHECKS.items()}
         started = time.monotonic()
         results: dict[str, dict[str, Any]] = {}
@@ -165,6 +168,12 @@ def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
         except FutureTimeout:
             waiting = {"error": "not read in time"}
         results["local_model"]["queue"] = waiting
+        try:
+            results["vectorstore"]["index"] = index.result(
+                timeout=max(0.0, deadline - (time.monotonic() - started))
+            )
+        except FutureTimeout:
+            results["vectorstore"]["index"] = {"error": "not read in time"}
     finally:
         # Do not wait for a hung check: its thread ends when its own timeout fires.
         pool.shutdown(wait=False, cancel_futures=True)

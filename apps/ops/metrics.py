@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from apps.core.metrics import REGISTRY
 from apps.knowledge.models import Document
+from apps.retrieval.index_state import index_summary
 from apps.routing.model_queue import local_model_queue
 
 __all__ = ["REGISTRY", "StateCollector", "exposition"]
@@ -43,6 +44,26 @@ class StateCollector(Collector):
         yield from self._queue_depth()
         yield from self._model_queue()
         yield self._documents()
+        yield from self._vector_index()
+
+    def _vector_index(self) -> list[GaugeMetricFamily]:
+        """The vector index (apps/retrieval/index_state.py)."""
+        points = GaugeMetricFamily("enclave_vector_points", "Points in the vector store.")
+        building = GaugeMetricFamily(
+            "enclave_vector_graphs_building", "1 while the vector graphs are being built."
+        )
+        up = GaugeMetricFamily(
+            "enclave_vector_index_up", "1 if the vector store's index state could be read."
+        )
+        summary = index_summary()
+        if "error" in summary:
+            log.warning("metrics: vector index unreadable")
+            up.add_metric([], 0)
+            return [up]
+        points.add_metric([], summary["points"])
+        building.add_metric([], 1 if summary["graphs"] == "building" else 0)
+        up.add_metric([], 1)
+        return [points, building, up]
 
     def _model_queue(self) -> list[GaugeMetricFamily]:
         """The local model's fair queue (apps/routing/model_queue.py)."""

@@ -5,12 +5,17 @@ setting at something that does not answer, never by mocking its client."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from apps.retrieval.store import reset_store
+from apps.retrieval.store.protocol import Point, SparseVector
+from apps.retrieval.store.socket_client import SocketStore
 from apps.routing.model_queue import local_model_full
 from tests.support.llm import free_port
 from tests.support.model_queue import model_queue_taken
+from tests.support.vectorstore import start_vectorstore, stop_vectorstore
 
 pytestmark = pytest.mark.django_db
 
@@ -93,6 +98,46 @@ def test_readyz_names_the_vector_store_when_its_owner_is_not_there(
     assert status == 503
     assert body["checks"]["vectorstore"]["status"] == "down"
     assert body["checks"]["database"]["status"] == "up"
+    assert "error" in body["checks"]["vectorstore"]["index"]
+
+
+def test_readyz_shows_the_vector_index_and_its_graph_build(
+    client, everything_up, settings, tmp_path
+):
+    """A store of its own, with a threshold small enough for 600 points to get graphs."""
+    sock = tmp_path / "vs.sock"
+    env = {**os.environ, "VECTOR_EXACT_SEARCH_POINTS": "100", "VECTOR_GRAPH_CHECK_SECONDS": "0"}
+    proc = start_vectorstore(tmp_path / "data", sock, env=env)
+    settings.VECTOR_SOCKET = sock
+    reset_store()
+    store = SocketStore(path=sock, timeout=20)
+    try:
+        store.ensure_collection(dense_size=8)
+        store.upsert(
+            [
+                Point(
+                    id=f"00000000-0000-4000-8000-{n:012d}",
+                    dense=[float(n % 7 == j) + 0.1 * j for j in range(8)],
+                    sparse=SparseVector([n % 13 + 1], [1.0]),
+                    payload={"collection_id": 1, "document_id": n},
+                )
+                for n in range(600)
+            ]
+        )
+        status, body = _ready(client)
+        assert status == 200, body
+        assert body["checks"]["vectorstore"]["index"] == {
+            "points": 600, "segments": 1, "graphs": "none yet"
+        }  # fmt: skip
+        store.optimize()
+        status, body = _ready(client)
+        index = body["checks"]["vectorstore"]["index"]
+        assert index["points"] == 600 and index["graphs"] == "built", index
+        assert index["last_build"]["stage"] == "done" and index["last_build"]["reason"] == "asked"
+    finally:
+        store.close()
+        stop_vectorstore(proc)
+        reset_store()
 
 
 def test_readyz_names_the_database_when_it_is_down(client, everything_up, settings):

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from apps.ops import metrics as ops_metrics
+from apps.retrieval.store import get_store, reset_store
 from apps.routing.model_queue import ModelBusy, local_model_turn
 from tests.support.llm import free_port
 from tests.support.model_queue import model_queue_taken
@@ -255,3 +256,18 @@ def test_egress_decisions_are_counted_by_outcome_and_reason(client, settings):
         _sample(text, "enclave_egress_decisions_total", 'outcome="denied",reason="no_provider"')
         == after
     )
+
+
+def test_the_vector_index_is_read_from_its_owner_at_scrape_time(
+    client, live_vectorstore, settings, tmp_path
+):
+    text = _scrape(client)
+    assert _sample(text, "enclave_vector_index_up") == 1
+    assert _sample(text, "enclave_vector_points") == get_store().index_state()["points"]
+    assert _sample(text, "enclave_vector_graphs_building") == 0
+    settings.VECTOR_SOCKET = tmp_path / "nobody-listens.sock"
+    reset_store()
+    try:
+        assert _sample(_scrape(client), "enclave_vector_index_up") == 0
+    finally:
+        reset_store()  # the next get_store() follows the settings restored after the test

@@ -238,6 +238,9 @@ def test_the_admin_page_lists_versions_and_its_buttons_are_admin_only_posts(
     page = client.get(reverse("knowledge:embedders"))
     rows = {r["version"].name: r["points"] for r in page.context["rows"]}
     assert rows == {"minilm": len(_ids(base, docs)), "noisy3": 0}
+    # The search index's own state, under the versions (README "Capacity").
+    assert page.context["index"]["points"] >= len(_ids(base, docs))
+    assert "Search index" in page.content.decode() and "Graphs" in page.content.decode()
     # Registered is not built: activating it would leave every search empty.
     client.post(reverse("knowledge:embedder_activate", args=[noisy.pk]))
     assert versions.active_version().pk == base.pk

@@ -176,8 +176,7 @@ TEXT_APPLICATIONS = {
 _TEXT_NOT_PLAIN = {"text/rtf"}
 
 _COMPOUND = (
-    "a compound file that is no Outlook message Enclave can read (an old Office format, "
-    "or damaged)"
+    "a compound file that is no Outlook message Enclave can read (an old Office format, or damaged)"
 )
 # What a person should hear instead of a bare MIME type. `True` marks documents that
 # could be converted, which changes the advice.

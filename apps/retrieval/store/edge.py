@@ -11,22 +11,19 @@ them into StoreError with what we were doing, so callers never see an engine typ
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import logging
-import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import apps.retrieval.store.engine as engine
 from apps.retrieval.store import generations
 from apps.retrieval.store.engine import EngineStore
+from apps.retrieval.store.graph_builds import GraphBuilds
 from apps.retrieval.store.protocol import (
     DENSE,
     EXACT_SEARCH_POINTS,
@@ -46,29 +43,6 @@ log = logging.getLogger("enclave.vectorstore")
 T = TypeVar("T")
 
 CONFIG_FILE = "edge_config.json"
-# What the last graph build left, beside the shards (generations.py): when it ended, how
-# many points the store held then (the next build is due GRAPH_BUILD_POINTS later).
-BUILD_RECORD_SUFFIX = ".graphs.json"
-# The longest a graph build may take before it is stopped (the shard it copied is dropped).
-GRAPH_BUILD_TIMEOUT_SECONDS = 6 * 3600.0
-# How long a replaced shard waits for the reads still running on it before it is closed.
-RETIRE_WAIT_SECONDS = 60.0
-
-
-@dataclass
-class BuildRecord:
-    """One graph build, as index_state() shows it."""
-
-    reason: str
-    started_at: float  # Unix time
-    stage: str = "copying"  # copying, building, swapping, done, nothing to do, failed
-    finished_at: float | None = None
-    copy_seconds: float | None = None
-    build_seconds: float | None = None
-    swap_seconds: float | None = None
-    points: int | None = None
-    replayed_writes: int = 0
-    error: str = ""
 
 
 def _engine() -> Any:
@@ -77,7 +51,7 @@ def _engine() -> Any:
     return qdrant_edge
 
 
-class EdgeStore(EngineStore):
+class EdgeStore(GraphBuilds, EngineStore):
     """One shard directory = our one collection.
 
     Thread safety, measured with qdrant-edge 0.9.0: concurrent `query` calls from several
@@ -99,14 +73,7 @@ class EdgeStore(EngineStore):
         self._shard: Any = None
         self._dense_size: int | None = None
         self._dir = generations.active_dir(self.path)
-        # Every acknowledged write from a graph build's copy until its swap, in order.
-        self._journal: list[Any] | None = None
-        self._build_lock = threading.Lock()
-        self._build: BuildRecord | None = None
-        self._child: generations.Child | None = None
-        # Reads running on each open shard (by id), so a replaced one closes after them.
-        self._readers: collections.Counter[int] = collections.Counter()
-        self._readers_changed = threading.Condition()
+        self._init_builds()
         if (self._dir / CONFIG_FILE).exists():
             self._open_existing()
             for gone in generations.remove_stale(self.path, self._dir):
@@ -206,9 +173,7 @@ class EdgeStore(EngineStore):
                 self._apply(self._shard, f"create the payload index on {name}", op)
 
     def close(self) -> None:
-        child = self._child
-        if child is not None:
-            child.stop()  # a build in progress is dropped; its copy goes at the next start
+        self._stop_build()
         with self._write_lock:
             shard, self._shard = self._shard, None
             self._journal = None
@@ -242,22 +207,7 @@ class EdgeStore(EngineStore):
         """One update, under the write lock; kept for the graph build's copy too."""
         # update() returns after the operation is in the WAL and applied.
         self._call(what, functools.partial(shard.update, op))
-        if self._journal is not None:
-            self._journal.append(op)
-
-    @contextmanager
-    def _reading(self) -> Iterator[Any]:
-        """The shard that serves now, held open until the read is done (None before the
-        collection exists)."""
-        with self._readers_changed:
-            shard = self._shard
-            self._readers[id(shard)] += 1
-        try:
-            yield shard
-        finally:
-            with self._readers_changed:
-                self._readers[id(shard)] -= 1
-                self._readers_changed.notify_all()
+        self._journal_write(op)
 
     def _filter(self, flt: Filter, what: str) -> Any:
         q = _engine()
@@ -305,164 +255,6 @@ class EdgeStore(EngineStore):
         op = _engine().UpdateOperation.set_payload_by_filter(f, dict(payload))
         with self._writing() as shard:
             self._apply(shard, "update payloads", op)
-
-    # --- graphs ---------------------------------------------------------------------------
-
-    def optimize(self) -> None:
-        """Build the graphs now (or wait for the build under way), without stopping
-        search: see build_graphs."""
-        self.build_graphs(reason="asked")
-
-    def build_graphs(self, *, reason: str) -> BuildRecord:
-        """Run the engine's optimizers over a copy of the shard in a child process and
-        serve the result, while this process goes on answering:
-
-        1. copy, under the write lock (reads go on, writes wait): flush, copy the shard's
-           directory to the next generation's; from then on every write is journaled;
-        2. build, in `python -m apps.retrieval.store.generations DIR`, at a lower CPU
-           priority, holding its own GIL, not ours;
-        3. swap, under the write lock: open the built copy, replay the journal into it,
-           flush, name it active (the commit point), serve it; the old shard is closed
-           once the reads on it are done, and its directory removed.
-
-        One build at a time: a second caller waits for the first and gets its record.
-        StoreError if the build failed; the shard that served before still serves."""
-        if not self._build_lock.acquire(blocking=False):
-            with self._build_lock:  # the build under way ends; report it
-                assert self._build is not None  # noqa: S101 - set by whoever held the lock
-                return self._build
-        try:
-            record = self._build = BuildRecord(reason=reason, started_at=time.time())
-            self._run_build(record)
-            return record
-        finally:
-            self._build_lock.release()
-
-    def _run_build(self, record: BuildRecord) -> None:
-        target = generations.next_dir(self.path)
-        try:
-            started = time.monotonic()
-            with self._writing() as shard:
-                self._call("flush before a graph build", shard.flush)
-                generations.copy_shard(self._dir, target)
-                self._journal = []
-            record.copy_seconds = round(time.monotonic() - started, 1)
-            record.stage = "building"
-            self._child = generations.Child(target)
-            built = self._child.run(timeout=GRAPH_BUILD_TIMEOUT_SECONDS)
-            record.build_seconds = built["seconds"]
-            if not built["changed"]:
-                record.stage = "nothing to do"  # already optimal: the copy is dropped
-                record.points = built["points"]
-                self._journal = None
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                record.stage = "swapping"
-                self._swap(target, record)
-                record.stage = "done"
-        except BaseException as err:
-            self._journal = None
-            shutil.rmtree(target, ignore_errors=True)
-            record.stage, record.error = "failed", str(err) or type(err).__name__
-            log.warning("graph build failed: %s", record.error)
-            raise
-        finally:
-            self._child = None
-            record.finished_at = time.time()
-            if record.stage != "failed":
-                self._save_record(record)
-
-    def _swap(self, target: Path, record: BuildRecord) -> None:
-        started = time.monotonic()
-        with self._write_lock:
-            if self._shard is None or self._journal is None:
-                raise StoreError("the store was closed during the graph build")
-            journal, self._journal = self._journal, None
-            built = self._call(
-                "open the built shard", lambda: _engine().EdgeShard.load(str(target))
-            )
-            try:
-                for op in journal:
-                    self._call(
-                        "replay a write into the built shard", functools.partial(built.update, op)
-                    )
-                self._call("flush the built shard", built.flush)
-                generations.set_active(self.path, target)  # the commit point
-            except BaseException:
-                built.close()
-                raise
-            old, old_dir = self._shard, self._dir
-            with self._readers_changed:
-                self._shard, self._dir = built, target
-            record.replayed_writes = len(journal)
-            record.points = int(built.info().points_count)
-        record.swap_seconds = round(time.monotonic() - started, 1)
-        self._retire(old, old_dir)
-
-    def _retire(self, old: Any, old_dir: Path) -> None:
-        with self._readers_changed:
-            self._readers_changed.wait_for(
-                lambda: self._readers[id(old)] == 0, timeout=RETIRE_WAIT_SECONDS
-            )
-            del self._readers[id(old)]
-        try:
-            old.close()
-        except Exception as err:  # noqa: BLE001 - the new shard serves; log and go on
-            log.warning("closing the replaced shard: %s", err)
-        shutil.rmtree(old_dir, ignore_errors=True)
-
-    def _record_file(self) -> Path:
-        return self.path.with_name(self.path.name + BUILD_RECORD_SUFFIX)
-
-    def _save_record(self, record: BuildRecord) -> None:
-        try:
-            self._record_file().write_text(json.dumps(asdict(record)), encoding="utf-8")
-        except OSError as err:
-            log.warning("could not write the graph build record: %s", err)
-
-    def graphs_due(self, *, every_points: int = 0, retry_seconds: float = 3600.0) -> bool:
-        """Whether the store has grown by `every_points` (0: the shard's indexing
-        threshold) since the last finished build, and no build runs or failed lately."""
-        if self._shard is None or self._build_lock.locked():
-            return False
-        last = self._build
-        if last is not None and last.stage == "failed":
-            if time.time() - (last.finished_at or 0) < retry_seconds:
-                return False
-        every = every_points or self.graph_points() or 0
-        if every <= 0:
-            return False
-        saved = self._saved_record()
-        since = saved.points if saved is not None and saved.points is not None else 0
-        with self._reading() as shard:
-            points = int(self._call("read the shard info", shard.info).points_count)
-        return points - since >= every
-
-    def _saved_record(self) -> BuildRecord | None:
-        try:
-            return BuildRecord(**json.loads(self._record_file().read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def last_build(self) -> BuildRecord | None:
-        """The build under way or the last one (this process's, else the one on disk)."""
-        return self._build if self._build is not None else self._saved_record()
-
-    def index_state(self) -> dict[str, Any]:
-        """Points, segments, vectors in graphs, and the build under way or the last one."""
-        with self._reading() as shard:
-            info = self._call("read the shard info", shard.info) if shard is not None else None
-        last = self.last_build()
-        return {
-            "backend": "embedded",
-            "points": int(info.points_count) if info else 0,
-            "segments": int(info.segments_count) if info else 0,
-            # Dense and sparse vectors together; a sparse vector is indexed on write.
-            "indexed_vectors": int(info.indexed_vectors_count) if info else 0,
-            "graph_points": self.graph_points(),
-            "building": last is not None and last.finished_at is None,
-            "last_build": asdict(last) if last is not None else None,
-        }
 
     # --- reads --------------------------------------------------------------------------
     # A read before the collection exists finds nothing: that is the truth on a fresh
