@@ -212,6 +212,7 @@ class Bench:
                 laps.append((time.perf_counter() - t) * 1000)
             except StoreUnavailable:
                 failed += 1
+                time.sleep(0.1)  # an owner that refuses at once must not be spun against
             gap, last = max(gap, time.perf_counter() - last), time.perf_counter()
         if not laps:
             return f"no query answered ({failed} refused or timed out)"
