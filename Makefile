@@ -26,7 +26,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: run test lint install db migrate seed stop clean-var compose-plugin model-qwen \
 	bench-ingest bench-chat bench-gate bench-retrieval bench-audit bench-store bench-scan \
 	bench-llm bench-api bench-scim bench-erase bench-seal browser \
-	ocr bench-formats bench-sync bench-load
+	ocr bench-formats bench-sync bench-load bench-store-scale
 
 install: $(STAMP)
 
@@ -128,6 +128,11 @@ bench-sync: install
 
 bench-store: install
 	$(PY) bench/store.py
+
+# 1,000,000 points in 500 collections: the fill is kept in var/bench-store-scale and reused
+# by the next run (--fresh refills); see the docstring of bench/store_scale.py.
+bench-store-scale: install
+	$(PY) bench/store_scale.py
 
 bench-scan: install
 	$(PY) bench/scan.py

@@ -27,52 +27,20 @@ p95 <= 50 ms.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import (  # noqa: E402 - bench/ is on sys.path
+    ROOT,
+    base_passages,
+    drop_tenancy,
+    fill_points,
+    make_collections_and_readers,
+    prepare_database,
+)
+
 DB_NAME = "enclave_bench_retrieval"
-BATCH = 1000
-
-SYNTHETIC_WORDS = (
-    "invoice shipment warehouse robot battery payroll contract supplier audit server "
-    "backup network laptop badge visitor safety training holiday expense budget forecast "
-    "customer order refund warranty printer password policy meeting travel insurance"
-).split()
-
-
-def _prepare_database() -> None:
-    listed = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "SELECT datname FROM pg_database"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    if DB_NAME not in listed:
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB_NAME], check=True)
-
-
-def _texts(corpus: Path) -> tuple[list[str], list[str], list[str]]:
-    """(passage texts, their titles, questions)."""
-    if corpus.is_file():
-        entries = [json.loads(line) for line in corpus.open(encoding="utf-8")]
-        queries_file = corpus.parent / "queries.jsonl"
-        questions = (
-            [json.loads(line)["text"] for line in queries_file.open(encoding="utf-8")]
-            if queries_file.is_file()
-            else [e["text"].split(".")[0] for e in entries[:100]]
-        )
-        return [e["text"] for e in entries], [e.get("title", "") for e in entries], questions
-    rng = random.Random(7)
-    texts = [" ".join(rng.choices(SYNTHETIC_WORDS, k=80)) for _ in range(1000)]
-    questions = [f"What is the {rng.choice(SYNTHETIC_WORDS)} policy?" for _ in range(50)]
-    return texts, [f"Synthetic {i}" for i in range(len(texts))], questions
 
 
 def _pcts(values: list[float]) -> tuple[float, float]:
@@ -91,7 +59,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    _prepare_database()
+    prepare_database(DB_NAME)
     os.environ.update(
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
         HF_HUB_OFFLINE="1",
@@ -103,88 +71,53 @@ def main() -> None:
     import django
 
     django.setup()
-    import numpy as np
     from django.conf import settings
-    from django.contrib.auth.models import Group, User
     from django.core.management import call_command
 
-    from apps.core.labels import Label
-    from apps.knowledge.models import Collection
-    from apps.knowledge.points import embedding_text
-    from apps.retrieval import sparse
-    from apps.retrieval.embeddings import dimension, embed, embed_query
-    from apps.retrieval.store import Point, get_store
+    from apps.retrieval.embeddings import dimension, embed_query
+    from apps.retrieval.store import get_store
     from apps.retrieval.tempstore import temporary_owner
     from apps.retrieval.versions import active_version
     from apps.search.fusion import Fusion
     from apps.search.search import retrieve, retrieve_with, weighted
 
     call_command("migrate", verbosity=0)
-    texts, titles, questions = _texts(args.corpus)
-    heads = [
-        embedding_text(title=t, section="", text=x) for t, x in zip(titles, texts, strict=True)
-    ]
-    started = time.perf_counter()
-    base = np.asarray(embed(heads), dtype=np.float32)
-    embed_s = time.perf_counter() - started
-    base_sparse = sparse.encode_documents(heads)
-    print(f"embedded {len(texts)} distinct passages in {embed_s:.0f} s (reused with noise)")
+    passages = base_passages([args.corpus])
+    texts, titles, questions = passages.texts, passages.titles, passages.questions
+    print(
+        f"embedded {len(texts)} distinct passages in {passages.embed_seconds:.0f} s "
+        "(reused with noise)"
+    )
 
     tag = f"bench-{os.getpid()}-{int(time.time())}"
-    collections = [
-        Collection.objects.create(name=f"{tag}-{i}", default_label=Label.INTERNAL)
-        for i in range(args.collections)
-    ]
-    # Ten groups, each granted a tenth of the collections.
-    groups = [Group.objects.create(name=f"{tag}-g{i}") for i in range(10)]
-    for i, collection in enumerate(collections):
-        collection.groups.set([groups[i % 10]])
-    reader = User.objects.create_user(f"{tag}-reader")
-    reader.groups.set([groups[0]])
-    everyone = User.objects.create_user(f"{tag}-all")
-    everyone.groups.set(groups)
+    tenancy = make_collections_and_readers(tag=tag, count=args.collections)
+    collections, groups = tenancy.collections, tenancy.groups
+    reader, everyone = tenancy.readers["10%"], tenancy.readers["all"]
     try:
         with temporary_owner():
             store = get_store()
-            dim = dimension()
-            store.ensure_collection(dense_size=dim)
+            store.ensure_collection(dense_size=dimension())
             embedder = active_version().pk  # search reads the active version only
-            rng = np.random.default_rng(11)
-            sigma = 0.5 / np.sqrt(dim)  # noise of norm ~0.5: cosine ~0.9 to the passage
-            started = time.perf_counter()
-            for start in range(0, args.points, BATCH):
-                idx = np.arange(start, min(start + BATCH, args.points))
-                which = rng.integers(0, len(texts), size=len(idx))
-                vectors = base[which] + rng.normal(0, sigma, size=(len(idx), dim)).astype(
-                    np.float32
-                )
-                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                points = []
-                for i, w, v in zip(idx.tolist(), which.tolist(), vectors, strict=True):
-                    collection = collections[i % len(collections)]
-                    points.append(
-                        Point(
-                            id=f"00000000-0000-4000-8000-{i:012d}",
-                            dense=v.tolist(),
-                            sparse=base_sparse[w],
-                            payload={
-                                "embedder": embedder,
-                                "collection_id": collection.pk,
-                                "document_id": 10_000_000 + i // 4,
-                                "chunk_index": i % 4,
-                                "label": "internal",
-                                "groups": [groups[(i % len(collections)) % 10].pk],
-                                "title": titles[w],
-                                "section": "",
-                                "text": texts[w],
-                                "page": None,
-                                "char_start": 0,
-                                "char_end": len(texts[w]),
-                            },
-                        )
-                    )
-                store.upsert(points)
-            print(f"upserted {args.points} points in {time.perf_counter() - started:.0f} s")
+
+            def shape(i: int, w: int) -> tuple[str, dict]:
+                collection = collections[i % len(collections)]
+                return f"00000000-0000-4000-8000-{i:012d}", {
+                    "embedder": embedder,
+                    "collection_id": collection.pk,
+                    "document_id": 10_000_000 + i // 4,
+                    "chunk_index": i % 4,
+                    "label": "internal",
+                    "groups": [groups[(i % len(collections)) % 10].pk],
+                    "title": titles[w],
+                    "section": "",
+                    "text": texts[w],
+                    "page": None,
+                    "char_start": 0,
+                    "char_end": len(texts[w]),
+                }
+
+            upsert_s = fill_points(store, passages=passages, count=args.points, shape=shape)
+            print(f"upserted {args.points} points in {upsert_s:.0f} s")
             started = time.perf_counter()
             store.optimize()
             print(f"optimize() took {time.perf_counter() - started:.0f} s")
@@ -238,10 +171,7 @@ def main() -> None:
                 f"{r50 / b50:.2f}x, p95 {r95 / b95:.2f}x (goal p95 <= 1.2x)"
             )
     finally:
-        for collection in collections:
-            collection.delete()
-        User.objects.filter(username__startswith=tag).delete()
-        Group.objects.filter(name__startswith=tag).delete()
+        drop_tenancy(tag)
 
 
 if __name__ == "__main__":
