@@ -36,3 +36,7 @@ VECTOR_GRAPH_RETRY_SECONDS = env.seconds("VECTOR_GRAPH_RETRY_SECONDS", default=3
 # a segment gets a graph from this size on; fixed when the store is created
 # (apps/retrieval/store/protocol.py EXACT_SEARCH_POINTS).
 VECTOR_EXACT_SEARCH_POINTS = env.integer("VECTOR_EXACT_SEARCH_POINTS", default=200_000, low=1)
+# The embedded owner flushes its shard this often when it was written to, so a SIGKILL
+# replays at most this much of the write-ahead log when it starts again; 0: only at a
+# clean stop.
+VECTOR_FLUSH_SECONDS = env.number("VECTOR_FLUSH_SECONDS", default=10.0, low=0.0, want="seconds")

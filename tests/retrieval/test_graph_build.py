@@ -260,3 +260,16 @@ def test_a_killed_owner_mid_build_restarts_with_every_acknowledged_write(tmp_pat
     finally:
         store.close()
         stop_vectorstore(proc)
+
+
+def test_a_flush_happens_only_after_writes_and_keeps_them(edge, tmp_path):
+    assert edge.flush()  # the fixture's 3,000 points
+    assert not edge.flush()  # nothing new
+    edge.upsert(points(3000, 3001))
+    assert edge.flush()
+    edge.close()
+    reopened = EdgeStore(path=tmp_path / "chunks")
+    try:
+        assert reopened.count(ALL) == 3001
+    finally:
+        reopened.close()

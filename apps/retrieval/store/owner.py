@@ -91,6 +91,9 @@ class GraphPolicy:
     every_points: int = 0
     retry_seconds: float = 3600.0
     exact_search_points: int = EXACT_SEARCH_POINTS
+    # The shard is flushed this often when it was written to, so a SIGKILL replays at
+    # most this much of the WAL (VECTOR_FLUSH_SECONDS); 0: only at a clean stop.
+    flush_seconds: float = 10.0
 
 
 class Owner:
@@ -140,6 +143,21 @@ class Owner:
                 target=self._watch_graphs, name="vectorstore-graphs", daemon=True
             )
             self._watcher.start()
+        if self.graphs.flush_seconds > 0:
+            threading.Thread(
+                target=self._flush_often, name="vectorstore-flush", daemon=True
+            ).start()
+
+    def _flush_often(self) -> None:
+        while not self._stopping.wait(self.graphs.flush_seconds):
+            store = self.store
+            if store is None:
+                return
+            try:
+                store.flush()
+            except StoreError as err:
+                if not self._stopping.is_set():
+                    log.warning("flush: %s", err)
 
     def _watch_graphs(self) -> None:
         while not self._stopping.wait(self.graphs.check_seconds):

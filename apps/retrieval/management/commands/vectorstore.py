@@ -82,6 +82,7 @@ class Command(BaseCommand):
                     every_points=settings.VECTOR_GRAPH_EVERY_POINTS,
                     retry_seconds=settings.VECTOR_GRAPH_RETRY_SECONDS,
                     exact_search_points=settings.VECTOR_EXACT_SEARCH_POINTS,
+                    flush_seconds=settings.VECTOR_FLUSH_SECONDS,
                 ),
             )
         except StoreError as err:
