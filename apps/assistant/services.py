@@ -25,6 +25,7 @@ from apps.assistant.auto_escalation import escalation_trigger
 from apps.assistant.escalation import escalate
 from apps.assistant.followup import SearchQuery, search_queries
 from apps.assistant.models import Conversation, Message
+from apps.assistant.searching import search_turn
 from apps.assistant.selectors import conversation_history, earlier_search_queries
 from apps.assistant.streaming import (
     AnswerModel,
@@ -162,7 +163,8 @@ def ask(
         if turn.ahead is not None:
             yield StreamEvent("queue", queue_data(turn.ahead))
         try:
-            searched = _search(user, candidates)
+            with search_turn(holds_model=turn.admitted):
+                searched = _search(user, candidates)
         except StoreError as err:
             log.warning("retrieval failed: %s", err)
             turn.leave()

@@ -172,6 +172,11 @@ class Turn:
         """How many were ahead when it joined; None: a slot at once, or not queued."""
         return self._ahead
 
+    @property
+    def admitted(self) -> bool:
+        """It held a slot when last looked at (joining, or the end of its wait)."""
+        return self._queued and self._ahead is None
+
     def join(self) -> None:
         self._joined = True
         try:
