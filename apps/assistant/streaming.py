@@ -65,10 +65,10 @@ def stream_reply(
     turn: Turn | None = None,
 ) -> Generator[StreamEvent, None, Message]:
     """Stream one model's answer into a new message: meta, evidence, tokens, done.
-    Returns it. With `turn` (the local model's queue, joined already), the model is
-    called once the turn comes, and each place in the queue until then is a `queue`
-    event; a wait too long ends the answer with BUSY. The turn is left here, on every
-    way out, before the answer is saved."""
+    Returns it. With `turn` (the local model's queue: joined before the search, or here
+    if not yet), the model is called once the turn comes, and each place in the queue
+    until then is a `queue` event; a full queue or a wait too long ends the answer with
+    BUSY. The turn is left here, on every way out, before the answer is saved."""
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
