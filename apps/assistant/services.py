@@ -25,16 +25,25 @@ from apps.assistant.auto_escalation import escalation_trigger
 from apps.assistant.escalation import escalate
 from apps.assistant.followup import SearchQuery, search_queries
 from apps.assistant.models import Conversation, Message
+from apps.assistant.searching import search_turn
 from apps.assistant.selectors import conversation_history, earlier_search_queries
-from apps.assistant.streaming import AnswerModel, StreamEvent, reply_without_model, stream_reply
+from apps.assistant.streaming import (
+    AnswerModel,
+    CallRecorder,
+    StreamEvent,
+    queue_data,
+    reply_busy,
+    reply_without_model,
+    stream_reply,
+)
 from apps.core import metrics as core_metrics
 from apps.knowledge.points import Hit
 from apps.knowledge.selectors import document_labels
 from apps.retrieval.embeddings import embed_query
 from apps.retrieval.store import StoreError
 from apps.routing import services as routing
-from apps.routing.llm import StreamResult, local_endpoint, stream_chat
-from apps.routing.model_queue import local_model_turn
+from apps.routing.llm import Endpoint, StreamResult, local_endpoint, stream_chat
+from apps.routing.model_queue import ModelBusy, Turn, local_model_turn
 from apps.routing.prompt import build_prompt
 from apps.routing.tokens import count_message_tokens
 from apps.search.search import Retrieval, retrieve
@@ -100,8 +109,10 @@ def ask(
 ) -> Iterator[StreamEvent]:
     """Answer `question` in `conversation`, yielding events as the answer streams.
 
-    The question is stored before anything can fail, so it is never lost. Failures of
-    search or of the model end the stream with a message for the asker, not an error.
+    The question is stored before anything can fail, so it is never lost. Its place in
+    the local model's queue is taken next, before the search. Failures of search or of
+    the model, and a full queue, end the stream with a message for the asker, not an
+    error.
     """
     question = question_clean(question)
     core_metrics.question_asked()  # Prometheus (apps/core/metrics.py)
@@ -129,24 +140,52 @@ def ask(
             user=user, conversation=conversation, asked=asked, text=text, status=status
         )
 
+    # The place in the local model's line is taken before the search, and shown at once:
+    # the search is the slow part under load (many at once on a few cores), and the
+    # asker would otherwise see nothing until it ends. A full line is told so at once,
+    # without searching (which would only add to the load).
+    turn = local_model_turn(user_key=str(user.pk))
     try:
-        searched = _search(user, candidates)
-    except StoreError as err:
-        log.warning("retrieval failed: %s", err)
-        yield from without_model(SEARCH_UNAVAILABLE, Message.Status.FAILED)
+        turn.join()
+    except ModelBusy:
+        endpoint = local_endpoint()
+        yield from reply_busy(
+            user=user,
+            conversation=conversation,
+            asked=asked,
+            model=AnswerModel(endpoint.model, endpoint.where, endpoint.display),
+            record_call=_local_call(user, conversation, endpoint),
+        )
         return
-    if searched.query.rewritten:
-        yield StreamEvent("searched", {"query": searched.query.text})
-    passages = searched.passages
-    _note_retrieval(user, conversation, asked, searched, [c.text for c in candidates])
-    if not searched.found.collection_ids:
-        yield from without_model(NO_COLLECTIONS, Message.Status.NO_CONTEXT)
-        return
-    if searched.evidence is None or not evidence_mod.answerable(searched.evidence):
-        text = _nothing_relevant(searched.query, passages)
-        yield from without_model(text, Message.Status.NO_CONTEXT)
-        return
-    yield from _answer_locally(user, conversation, asked, question, passages, searched.evidence)
+    # Left on every way out: at once when there is nothing for the model to answer, at
+    # the end of the model's answer otherwise (before any escalation).
+    with turn:
+        if turn.ahead is not None:
+            yield StreamEvent("queue", queue_data(turn.ahead))
+        try:
+            with search_turn(holds_model=turn.admitted):
+                searched = _search(user, candidates)
+        except StoreError as err:
+            log.warning("retrieval failed: %s", err)
+            turn.leave()
+            yield from without_model(SEARCH_UNAVAILABLE, Message.Status.FAILED)
+            return
+        if searched.query.rewritten:
+            yield StreamEvent("searched", {"query": searched.query.text})
+        passages = searched.passages
+        _note_retrieval(user, conversation, asked, searched, [c.text for c in candidates])
+        if not searched.found.collection_ids:
+            turn.leave()
+            yield from without_model(NO_COLLECTIONS, Message.Status.NO_CONTEXT)
+            return
+        if searched.evidence is None or not evidence_mod.answerable(searched.evidence):
+            turn.leave()
+            text = _nothing_relevant(searched.query, passages)
+            yield from without_model(text, Message.Status.NO_CONTEXT)
+            return
+        yield from _answer_locally(
+            user, conversation, asked, question, passages, searched.evidence, turn
+        )
 
 
 @dataclass(frozen=True)
@@ -247,6 +286,7 @@ def _answer_locally(
     question: str,
     passages: list[dict[str, Any]],
     evidence: evidence_mod.Evidence,
+    turn: Turn,
 ) -> Iterator[StreamEvent]:
     """The model reads the best sentences of the passages holding the evidence (best
     first), with their neighbours; the message keeps those passages whole, so citations
@@ -277,7 +317,35 @@ def _answer_locally(
         if passages[s.n - 1]["chunk_id"] in number
     ]
 
-    def record_call(reply: Message, result: StreamResult, error: str) -> None:
+    reply = yield from stream_reply(
+        user=user,
+        conversation=conversation,
+        asked=asked,
+        model=AnswerModel(endpoint.model, endpoint.where, endpoint.display),
+        passages=given,
+        prompt_tokens=prompt.tokens,
+        pieces=lambda result: stream_chat(
+            endpoint, prompt.messages, max_tokens=settings.LOCAL_LLM_MAX_TOKENS, result=result
+        ),
+        record_call=_local_call(user, conversation, endpoint),
+        evidence=quotes,
+        check=lambda text, numbered: grounding.check(text, numbered).as_dict(),
+        turn=turn,
+    )
+    # The local model down, dead mid-answer, or (if the policy says so) not knowing: the
+    # stronger model may answer, if the gate allows. A browser that went away never gets
+    # here (the generator is closed).
+    trigger = escalation_trigger(reply)
+    if trigger is not None:
+        yield from escalate(user=user, answer=reply, trigger=trigger)
+
+
+def _local_call(
+    user: AbstractBaseUser, conversation: Conversation, endpoint: Endpoint
+) -> CallRecorder:
+    """The `llm.call` audit event of a local model call, written with its answer."""
+
+    def record(reply: Message, result: StreamResult, error: str) -> None:
         routing.llm_call_record(
             user=user,
             conversation=conversation,
@@ -291,27 +359,7 @@ def _answer_locally(
             error=error,
         )
 
-    reply = yield from stream_reply(
-        user=user,
-        conversation=conversation,
-        asked=asked,
-        model=AnswerModel(endpoint.model, endpoint.where, endpoint.display),
-        passages=given,
-        prompt_tokens=prompt.tokens,
-        pieces=lambda result: stream_chat(
-            endpoint, prompt.messages, max_tokens=settings.LOCAL_LLM_MAX_TOKENS, result=result
-        ),
-        record_call=record_call,
-        evidence=quotes,
-        check=lambda text, numbered: grounding.check(text, numbered).as_dict(),
-        turn=local_model_turn(user_key=str(user.pk)),
-    )
-    # The local model down, dead mid-answer, or (if the policy says so) not knowing: the
-    # stronger model may answer, if the gate allows. A browser that went away never gets
-    # here (the generator is closed).
-    trigger = escalation_trigger(reply)
-    if trigger is not None:
-        yield from escalate(user=user, answer=reply, trigger=trigger)
+    return record
 
 
 def message_feedback(*, user: AbstractBaseUser, message: Message, value: int) -> Message:

@@ -1,6 +1,7 @@
 """One answer into a new message, as the page receives it: `meta`, the quoted `evidence`
 (when there is some), `queue` while it waits for the local model (how many are ahead,
-apps/routing/model_queue.py), then `token`s, then `done`. When a model's stream ends
+apps/routing/model_queue.py; the question's first `queue` event comes before its search,
+apps/assistant/services.py), then `token`s, then `done`. When a model's stream ends
 (finished, failed, or the reader gone) what arrived is saved with its citations, its
 grounding check and status, and the model call and the answer are audited, in one
 transaction.
@@ -64,9 +65,10 @@ def stream_reply(
     turn: Turn | None = None,
 ) -> Generator[StreamEvent, None, Message]:
     """Stream one model's answer into a new message: meta, evidence, tokens, done.
-    Returns it. With `turn` (the local model's queue), the model is called once the turn
-    comes, and each place in the queue until then is a `queue` event; a full queue or a
-    wait too long ends the answer with BUSY."""
+    Returns it. With `turn` (the local model's queue: joined before the search, or here
+    if not yet), the model is called once the turn comes, and each place in the queue
+    until then is a `queue` event; a full queue or a wait too long ends the answer with
+    BUSY. The turn is left here, on every way out, before the answer is saved."""
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -193,6 +195,38 @@ def reply_without_model(
             details={"status": status, "citations": [], "model": ""},
         )
     yield StreamEvent("meta", {"message_id": reply.pk, "model": "", "passages": 0})
+    yield StreamEvent("done", done_data(reply))
+
+
+def reply_busy(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    asked: Message,
+    model: AnswerModel,
+    record_call: CallRecorder,
+) -> Iterator[StreamEvent]:
+    """BUSY at once: the local model's queue was full when the question came, so nothing
+    was searched and the model was not called. Saved and audited as an answer of that
+    model that ended busy (the call with its error, as a wait too long is), never
+    escalated; the queue counted it (apps/routing/model_queue.py)."""
+    reply = Message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=asked,
+        status=Message.Status.STREAMING,
+        model_name=model.name,
+        model_where=model.where,
+        model_display=model.display,
+    )
+    result = StreamResult()
+    _save_reply(
+        user, conversation, reply, result, BUSY, lambda: record_call(reply, result, BUSY), None
+    )
+    yield StreamEvent(
+        "meta",
+        {"message_id": reply.pk, "model": model.display, "where": model.where, "passages": 0},
+    )
     yield StreamEvent("done", done_data(reply))
 
 

@@ -1,6 +1,7 @@
 """Settings of how web processes use the local model server: its timeouts, how many
-requests it takes at once, and the fair queue of the others (README "Chat", "Model
-queue"). Read here and imported by settings.py, which is at its line limit.
+requests it takes at once, the fair queue of the others, and how many chat searches share
+its cores at once (README "Chat", "Model queue"). Read here and imported by settings.py,
+which is at its line limit.
 """
 
 from __future__ import annotations
@@ -25,3 +26,6 @@ MODEL_QUEUE_MAX_WAIT_SECONDS = env.seconds("MODEL_QUEUE_MAX_WAIT_SECONDS", defau
 # How long a slot or a place outlives the process that held it (one that crashed): its
 # holder pushes the deadline on every third of this while it lives.
 MODEL_QUEUE_SLOT_TTL_SECONDS = env.seconds("MODEL_QUEUE_SLOT_TTL_SECONDS", default=15.0, most=600)
+# Chat searches one web process runs at once (apps/assistant/searching.py): the others
+# wait their turn, their place in the model's line already shown. 0: no limit.
+CHAT_SEARCHES_AT_ONCE = env.integer("CHAT_SEARCHES_AT_ONCE", default=2, low=0)

@@ -14,10 +14,11 @@ queue. Under the prefix `<CACHE_KEY_PREFIX>:modelqueue:`:
   ticket → user key.
 
 A deadline is MODEL_QUEUE_SLOT_TTL_SECONDS ahead and is pushed on while its holder lives
-(a waiter's polls, a thread beside a running answer), so a process that dies holds
-neither a place nor a slot for longer than that. Every change runs in one Lua script,
-which first drops what is past its deadline and hands free slots to the heads of the
-turn order; times are the Redis server's, the same for every machine.
+(a thread of the request's own, from joining to leaving, and a waiter's polls), so a
+process that dies holds neither a place nor a slot for longer than that. Every change
+runs in one Lua script (apps/routing/model_queue_lua.py), which first drops what is past
+its deadline and hands free slots to the heads of the turn order; times are the Redis
+server's, the same for every machine.
 
 Redis unreachable: the request goes to the model unqueued, and the log says so. The
 queue is there to share the model fairly, and an outage of it must not stop answers
@@ -39,6 +40,7 @@ import redis
 from django.conf import settings
 
 from apps.core import metrics as core_metrics
+from apps.routing import model_queue_lua as lua
 from apps.routing.llm import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,136 +55,8 @@ POLL_SECONDS = 0.25
 # browser and Enclave takes the quiet stream for a dead one.
 REPEAT_SECONDS = 10.0
 
+# What the scripts answer for a ticket besides how many are ahead (model_queue_lua.py).
 _ADMITTED, _FULL, _LOST = -1, -2, -3
-
-# Shared by every script: P is the key prefix (ARGV[1]).
-_LUA_COMMON = """
-local P = ARGV[1]
-local function clock()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local function forget(t)
-  local uid = redis.call('HGET', P .. 'owner', t)
-  if uid then
-    local mine = P .. 'user:' .. uid
-    redis.call('LREM', mine, 0, t)
-    if redis.call('LLEN', mine) == 0 then redis.call('LREM', P .. 'rotation', 0, uid) end
-    redis.call('HDEL', P .. 'owner', t)
-  end
-  redis.call('ZREM', P .. 'waiting', t)
-end
--- Drop what outlived its deadline, then give each free slot to the next in turn: the
--- first ticket of the user at the head of the rotation, who goes to its tail if more of
--- their tickets wait.
-local function tidy(now, slots, ttl)
-  redis.call('ZREMRANGEBYSCORE', P .. 'slots', '-inf', now)
-  for _, t in ipairs(redis.call('ZRANGEBYSCORE', P .. 'waiting', '-inf', now)) do
-    forget(t)
-  end
-  while redis.call('ZCARD', P .. 'slots') < slots do
-    local uid = redis.call('LPOP', P .. 'rotation')
-    if not uid then break end
-    local mine = P .. 'user:' .. uid
-    local t = redis.call('LPOP', mine)
-    if redis.call('LLEN', mine) > 0 then redis.call('RPUSH', P .. 'rotation', uid) end
-    if t then
-      redis.call('HDEL', P .. 'owner', t)
-      redis.call('ZREM', P .. 'waiting', t)
-      redis.call('ZADD', P .. 'slots', now + ttl, t)
-    end
-  end
-end
--- Tickets served before t: for the i-th ticket (from 0) of its user, each user's first
--- i tickets, plus the (i+1)-th of each user ahead of its user in the rotation.
-local function ahead(t)
-  local uid = redis.call('HGET', P .. 'owner', t)
-  if not uid then return nil end
-  local i = redis.call('LPOS', P .. 'user:' .. uid, t)
-  if not i then return nil end
-  local n, before = 0, true
-  for _, v in ipairs(redis.call('LRANGE', P .. 'rotation', 0, -1)) do
-    if v == uid then before = false end
-    local len = redis.call('LLEN', P .. 'user:' .. v)
-    n = n + math.min(len, i)
-    if before and len > i then n = n + 1 end
-  end
-  return n
-end
-"""
-
-# ARGV: prefix, slots, ttl, max_length, ticket, user key → -1 admitted, -2 full, else ahead.
-_JOIN = (
-    _LUA_COMMON
-    + """
-local slots, ttl, longest = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local t, uid = ARGV[5], ARGV[6]
-local now = clock()
-tidy(now, slots, ttl)
-if redis.call('ZCARD', P .. 'slots') < slots then
-  redis.call('ZADD', P .. 'slots', now + ttl, t)
-  return -1
-end
-if redis.call('ZCARD', P .. 'waiting') >= longest then return -2 end
-if redis.call('RPUSH', P .. 'user:' .. uid, t) == 1 then
-  redis.call('RPUSH', P .. 'rotation', uid)
-end
-redis.call('HSET', P .. 'owner', t, uid)
-redis.call('ZADD', P .. 'waiting', now + ttl, t)
-return ahead(t)
-"""
-)
-
-# ARGV: prefix, slots, ttl, ticket → -1 admitted, -3 lost (past its deadline), else ahead.
-_POLL = (
-    _LUA_COMMON
-    + """
-local slots, ttl, t = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local now = clock()
-tidy(now, slots, ttl)
-if redis.call('ZSCORE', P .. 'slots', t) then
-  redis.call('ZADD', P .. 'slots', now + ttl, t)
-  return -1
-end
-if not redis.call('ZSCORE', P .. 'waiting', t) then return -3 end
-redis.call('ZADD', P .. 'waiting', now + ttl, t)
-return ahead(t)
-"""
-)
-
-# ARGV: prefix, ttl, ticket → 1 the slot is still held (deadline pushed on), 0 it is not.
-_HOLD = (
-    _LUA_COMMON
-    + """
-local ttl, t = tonumber(ARGV[2]), ARGV[3]
-if not redis.call('ZSCORE', P .. 'slots', t) then return 0 end
-redis.call('ZADD', P .. 'slots', clock() + ttl, t)
-return 1
-"""
-)
-
-# ARGV: prefix, slots, ttl, ticket: gives up its slot or its place; the next in turn
-# gets the slot at once.
-_LEAVE = (
-    _LUA_COMMON
-    + """
-local slots, ttl, t = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-redis.call('ZREM', P .. 'slots', t)
-forget(t)
-tidy(clock(), slots, ttl)
-return 0
-"""
-)
-
-# ARGV: prefix → {waiting, slots held}, counting only what is within its deadline.
-_STATE = (
-    _LUA_COMMON
-    + """
-local now = clock()
-return {redis.call('ZCOUNT', P .. 'waiting', '(' .. now, '+inf'),
-        redis.call('ZCOUNT', P .. 'slots', '(' .. now, '+inf')}
-"""
-)
 
 
 class ModelBusy(ModelUnavailable):
@@ -226,11 +100,11 @@ class ModelQueue:
         self.ttl = ttl
         self.max_length = max_length
         self.max_wait = max_wait
-        self._join = client.register_script(_JOIN)
-        self._poll = client.register_script(_POLL)
-        self._hold = client.register_script(_HOLD)
-        self._leave = client.register_script(_LEAVE)
-        self._state = client.register_script(_STATE)
+        self._join = client.register_script(lua.JOIN)
+        self._poll = client.register_script(lua.POLL)
+        self._hold = client.register_script(lua.HOLD)
+        self._leave = client.register_script(lua.LEAVE)
+        self._state = client.register_script(lua.STATE)
 
     def join(self, ticket: str, user_key: str) -> int | None:
         """Take a slot (None) or a place (how many are ahead); ModelBusy when full."""
@@ -250,7 +124,8 @@ class ModelQueue:
         return None if got == _ADMITTED else got
 
     def hold(self, ticket: str) -> bool:
-        """Push the slot's deadline on; False if the slot was no longer held."""
+        """Push the deadline of the ticket's slot, or of its place, on; False if it holds
+        neither any more."""
         return bool(self._hold(args=[self.prefix, self.ttl, ticket]))
 
     def leave(self, ticket: str) -> None:
@@ -267,13 +142,18 @@ class ModelQueue:
 
 
 class Turn:
-    """One request's turn at the model, as a context manager:
+    """One request's turn at the model:
 
-    with queue.turn(user_key) as turn:      # joins; ModelBusy if the queue is full
-        for ahead in turn.wait():           # places while it waits; ModelBusy past
-            ...                             #   MODEL_QUEUE_MAX_WAIT_SECONDS
-        ...call the model...                # the slot is held, its deadline kept
-    # the slot (or the place) is given back, on an exception or a closed generator too
+    turn.join()                 # a slot or a place at once (turn.ahead); ModelBusy if full
+    ...                         # other work first (the search): a thread pushes the
+                                #   deadline of the place, or of the slot, on meanwhile
+    for ahead in turn.wait():   # places until the slot comes; ModelBusy once
+        ...                     #   MODEL_QUEUE_MAX_WAIT_SECONDS have passed since joining
+    ...call the model...
+    turn.leave()                # the slot (or the place) back; at most once
+
+    `with turn:` joins (unless joined already) and leaves, on an exception or a closed
+    generator too.
     """
 
     def __init__(self, queue: ModelQueue, user_key: str) -> None:
@@ -281,79 +161,95 @@ class Turn:
         self.user_key = user_key
         self.ticket = uuid.uuid4().hex
         self._ahead: int | None = None
+        self._joined = False
+        self._joined_at = 0.0
         self._queued = False  # False: Redis could not be reached; the model is not queued
+        self._left = False
         self._stop = threading.Event()
-        self._keeper: threading.Thread | None = None
 
-    def __enter__(self) -> Turn:
+    @property
+    def ahead(self) -> int | None:
+        """How many were ahead when it joined; None: a slot at once, or not queued."""
+        return self._ahead
+
+    @property
+    def admitted(self) -> bool:
+        """It held a slot when last looked at (joining, or the end of its wait)."""
+        return self._queued and self._ahead is None
+
+    def join(self) -> None:
+        self._joined = True
         try:
             self._ahead = self.queue.join(self.ticket, self.user_key)
         except redis.RedisError as err:
             log.warning("model queue unavailable (%s); not queued", type(err).__name__)
-            return self
+            return
         except ModelBusy:
             core_metrics.model_busy(reason="full")
             raise
         self._queued = True
-        if self._ahead is None:
-            self._keep()
+        self._joined_at = time.monotonic()
+        self._keep()
+
+    def __enter__(self) -> Turn:
+        if not self._joined:
+            self.join()
         return self
 
     def wait(self) -> Iterator[int]:
         """Yield how many are ahead, at once and whenever it changes (and every
         REPEAT_SECONDS), until this request holds a slot."""
-        if not self._queued or self._ahead is None:
+        if not self._queued:
             return
-        started = last = time.monotonic()
-        ahead = self._ahead
-        yield ahead
+        told: int | None = None
+        told_at = 0.0
         while True:
-            time.sleep(POLL_SECONDS)
             try:
-                now_ahead = self.queue.poll(self.ticket)
+                ahead = self.queue.poll(self.ticket)
             except LookupError:
                 # This process stalled past the deadline and lost its place: back in line.
-                self._ahead = self.queue.join(self.ticket, self.user_key)
-                now_ahead = self._ahead
+                ahead = self.queue.join(self.ticket, self.user_key)
             except redis.RedisError as err:
                 log.warning("model queue unavailable (%s); no longer queued", type(err).__name__)
                 self._queued = False
                 return
-            if now_ahead is None:
-                self._ahead = None
-                self._keep()
+            self._ahead = ahead
+            if ahead is None:
                 return
             now = time.monotonic()
-            if now - started >= self.queue.max_wait:
+            if now - self._joined_at >= self.queue.max_wait:
                 core_metrics.model_busy(reason="waited")
                 raise ModelBusy()
-            if now_ahead != ahead or now - last >= REPEAT_SECONDS:
-                ahead, last = now_ahead, now
+            if ahead != told or now - told_at >= REPEAT_SECONDS:
+                told, told_at = ahead, now
                 yield ahead
+            time.sleep(POLL_SECONDS)
 
     def _keep(self) -> None:
-        """Push the slot's deadline on from a thread of its own while the answer runs:
-        the model may think longer than the deadline before its first word."""
+        """Push the deadline on from a thread of its own from joining to leaving: the
+        search before the wait, and the model before its first word, may each take longer
+        than the deadline, and a slot may come (another's look hands it over) while this
+        request is not looking."""
         interval = self.queue.ttl / 3
 
         def keep() -> None:
+            held = True
             while not self._stop.wait(interval):
                 try:
-                    if not self.queue.hold(self.ticket):
-                        log.warning("model queue: a slot outlived its deadline")
-                        return
+                    now_held = self.queue.hold(self.ticket)
                 except redis.RedisError as err:
-                    log.warning("model queue: slot not kept (%s)", type(err).__name__)
+                    log.warning("model queue: turn not kept (%s)", type(err).__name__)
+                    continue
+                if held and not now_held:  # wait() joins again, and this keeps that
+                    log.warning("model queue: a turn outlived its deadline")
+                held = now_held
 
-        self._keeper = threading.Thread(target=keep, name="model-slot", daemon=True)
-        self._keeper.start()
+        threading.Thread(target=keep, name="model-turn", daemon=True).start()
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        err: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def leave(self) -> None:
+        if self._left:
+            return
+        self._left = True
         self._stop.set()
         if not self._queued:
             return
@@ -361,7 +257,15 @@ class Turn:
             self.queue.leave(self.ticket)
         except redis.RedisError as error:
             # Its deadline frees it within MODEL_QUEUE_SLOT_TTL_SECONDS.
-            log.warning("model queue: slot not given back (%s)", type(error).__name__)
+            log.warning("model queue: turn not given back (%s)", type(error).__name__)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.leave()
 
 
 @lru_cache(maxsize=4)

@@ -124,6 +124,11 @@
       status.textContent = "";
       return;
     }
+    const answering = (m) => (m.model ? "Answering with " + m.model + "…" : "");
+    // Above the answer's text, and above the queue line if there is one: the place in the
+    // model's line is said first (before the search) and stays next to where the words
+    // will come.
+    const above = (node) => current.box.insertBefore(node, current.queue || current.body);
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -136,22 +141,24 @@
         if (current.done) current = newAnswerBox();
         meta = payload;
         if (searched) {
-          current.box.insertBefore(el("p", "msg-meta searched", "Searched for: " + searched), current.body);
+          above(el("p", "msg-meta searched", "Searched for: " + searched));
           searched = "";
         }
         if (!conversationInput.value) {
           conversationInput.value = payload.conversation_id;
           history.replaceState(null, "", form.dataset.conversationUrl + payload.conversation_id + "/");
         }
-        status.textContent = payload.model ? "Answering with " + payload.model + "…" : "";
+        status.textContent = current.queue ? current.queue.textContent : answering(payload);
       } else if (kind === "evidence") {
         // Quotes first, within a second; the model's words stream below them.
         const quotes = el("div", "evidence-stream");
         quotes.innerHTML = payload.html; // escaped on the server (format_html)
-        current.box.insertBefore(quotes, current.body);
+        above(quotes);
         current.quotes = quotes;
       } else if (kind === "queue") {
-        // The local model serves others first: the place, updated as it moves up.
+        // The local model serves others first: the place, updated as it moves up. It can
+        // come first of all, before `meta` (the place is taken before the search).
+        if (current.done) current = newAnswerBox();
         if (!current.queue) {
           current.queue = el("p", "msg-meta queue-position");
           current.box.insertBefore(current.queue, current.body);
@@ -159,7 +166,11 @@
         current.queue.textContent = payload.text;
         status.textContent = payload.text;
       } else if (kind === "token") {
-        if (current.queue) { current.queue.remove(); current.queue = null; }
+        if (current.queue) {
+          current.queue.remove();
+          current.queue = null;
+          status.textContent = answering(meta);
+        }
         current.body.textContent += payload.text;
       } else if (kind === "done") {
         current.done = true;

@@ -343,8 +343,9 @@ def _blocks(resp):
             yield lines["event"], json.loads(lines["data"])
 
 
-def test_a_waiting_question_shows_its_place_in_the_model_queue_as_it_moves_up(client, world):
+def test_a_waiting_question_shows_its_place_before_the_search_and_as_it_moves_up(client, world):
     client.force_login(world["alice"])
+    searched_before_the_place = None
     with model_queue_taken(waiting=2) as taken:  # one answering, Bob and Carol in line
         (bob, carol), (holder,) = taken.waiters, taken.holders
         resp = client.post(
@@ -356,6 +357,8 @@ def test_a_waiting_question_shows_its_place_in_the_model_queue_as_it_moves_up(cl
             events.append((kind, data))
             if kind != "queue":
                 continue
+            if searched_before_the_place is None:  # the first thing the page hears
+                searched_before_the_place = bool(_events("chat.retrieval", data["conversation_id"]))
             if data["ahead"] == 2:
                 taken.queue.leave(carol)  # Carol gives up
             elif data["ahead"] == 1:
@@ -368,9 +371,58 @@ def test_a_waiting_question_shows_its_place_in_the_model_queue_as_it_moves_up(cl
     assert [p["ahead"] for p in places] == [2, 1, 0], places
     assert places[0]["text"] == "Waiting for the model: 2 ahead."
     assert places[2]["text"] == "Waiting for the model: you are next."
-    # Evidence first, the place while waiting, then the model's words.
-    assert kinds.index("evidence") < kinds.index("queue") < kinds.index("token")
+    # The place first, before the search has run; then the evidence, the place again as
+    # it moves up, then the model's words.
+    assert kinds[0] == "queue" and searched_before_the_place is False, kinds
+    last_place = len(kinds) - 1 - kinds[::-1].index("queue")
+    assert kinds.index("meta") < kinds.index("evidence") < last_place < kinds.index("token")
+    assert _events("chat.retrieval", events[0][1]["conversation_id"])  # searched meanwhile
     assert _done(events)["status"] == "complete"
+
+
+def test_a_question_that_finds_the_queue_full_is_busy_at_once_without_a_search(world, settings):
+    # The view refuses a full queue before the stream (above); two questions may still
+    # pass its look together, and the one that finds the last place gone is told here.
+    settings.MODEL_QUEUE_MAX_LENGTH = 1
+    alice = world["alice"]
+    conversation = chat.conversation_create(user=alice)
+    with model_queue_taken(waiting=1) as taken:
+        events = [
+            (e.kind, e.data)
+            for e in chat.ask(
+                user=alice, conversation=conversation, question="How many vacation days?"
+            )
+        ]
+        assert taken.queue.state().waiting == 1  # it took no place
+    assert [kind for kind, _ in events] == ["meta", "done"]
+    done = events[-1][1]
+    assert done["status"] == "failed" and done["error"] == BUSY and done["retry_after"] == 60
+    trail = AuditEvent.objects.filter(conversation_id=str(conversation.pk)).order_by("id")
+    # Asked, the model not called (its error), answered busy: nothing was searched.
+    assert [e.action for e in trail] == ["chat.question", "llm.call", "chat.answer"]
+    call = reveal_events(trail.filter(action="llm.call"))[0].details
+    assert call["error"] == BUSY and call["payload_sha256"] == ""
+    asked = Message.objects.get(conversation=conversation, role="user")
+    assert asked.retrieved == []
+    reply = Message.objects.get(pk=done["message_id"])
+    assert reply.status == "failed" and reply.error == BUSY and reply.passages == []
+
+
+@pytest.mark.parametrize(
+    ("who", "question"),
+    [
+        ("alice", "What is the bug bounty payout for a critical bug?"),  # nothing relevant
+        ("carol", "How many vacation days do new employees get?"),  # no collections
+    ],
+)
+def test_a_question_with_nothing_for_the_model_gives_its_place_back(client, world, who, question):
+    with model_queue_taken() as taken:
+        events = _ask(client, world[who], question)
+        assert taken.queue.state().waiting == 0  # given back while the model is still busy
+    assert events[0][0] == "queue" and events[0][1]["ahead"] == 0
+    done = _done(events)
+    assert done["status"] == "no_context", done
+    assert "token" not in [kind for kind, _ in events]
 
 
 def test_a_full_model_queue_refuses_the_question_before_the_stream_with_retry_after(

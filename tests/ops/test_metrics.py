@@ -215,7 +215,15 @@ def test_a_local_answer_records_latency_and_time_to_first_token(client, live_llm
 
     found = evidence.gather(asked.content, embed_query(asked.content), [passage])
     events = list(
-        services._answer_locally(user, conversation, asked, asked.content, [passage], found)
+        services._answer_locally(
+            user,
+            conversation,
+            asked,
+            asked.content,
+            [passage],
+            found,
+            local_model_turn(user_key=str(user.pk)),  # joined when its wait begins
+        )
     )
     assert any(e.kind == "token" for e in events)
     assert _value("enclave_answer_seconds_count", where="local", outcome="ok") == answers + 1

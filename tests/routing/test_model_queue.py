@@ -179,3 +179,58 @@ def test_an_unreachable_redis_lets_the_request_through():
     queue = ModelQueue(gone, prefix="x:", slots=1, ttl=5, max_length=0, max_wait=1)
     with queue.turn("alice") as turn:
         assert list(turn.wait()) == []
+
+
+def test_a_place_outlives_work_longer_than_its_deadline_between_joining_and_waiting(make):
+    # The chat joins before its search and waits after it: the search may take longer
+    # than the deadline, and the place must still be there.
+    queue = make(slots=1, ttl=0.6)
+    with queue.turn("zoe"):  # a live holder
+        turn = queue.turn("alice")
+        turn.join()
+        assert turn.ahead == 0
+        queue.join("nobody-keeps-this", "bob")
+        time.sleep(2.0)  # the search: more than three deadlines
+        with pytest.raises(LookupError):
+            queue.poll("nobody-keeps-this")  # the same wait without a keeper: lost
+        assert queue.state().waiting == 1  # alice's, kept by her turn's thread
+        assert next(turn.wait()) == 0
+        turn.leave()
+    assert queue.state().waiting == 0 and queue.state().busy == 0
+
+
+def test_a_slot_that_comes_during_the_work_is_kept_for_the_answer(make):
+    queue = make(slots=1, ttl=0.6)
+    holder = queue.turn("zoe")
+    holder.join()
+    with queue.turn("alice") as turn:
+        assert turn.ahead == 0
+        holder.leave()  # zoe's answer ends while alice is still searching: her slot now
+        time.sleep(2.0)
+        assert list(turn.wait()) == []  # no waiting left: the model at once
+        assert queue.state().busy == 1
+        assert queue.join("bob-1", "bob") == 0  # alice's slot was not lost to bob
+    assert queue.state().busy == 1  # bob's, handed over when alice left
+
+
+def test_the_longest_wait_counts_from_joining(make):
+    queue = make(slots=1, max_wait=0.5)
+    with queue.turn("zoe"):
+        with pytest.raises(ModelBusy):
+            with queue.turn("alice") as turn:
+                time.sleep(0.7)  # the search used up the whole wait
+                next(turn.wait())
+        assert queue.state().waiting == 0  # the place was given back
+
+
+def test_a_turn_joined_before_its_block_is_joined_once_and_left_once(make):
+    queue = make(slots=1)
+    queue.join("holder", "zoe")
+    turn = queue.turn("alice")
+    turn.join()
+    with turn:
+        assert queue.state().waiting == 1
+        turn.leave()  # nothing to answer: given back at once
+        assert queue.state().waiting == 0
+        queue.join("b1", "bob")
+    assert queue.state().waiting == 1  # bob's: leaving twice took nothing of another's
