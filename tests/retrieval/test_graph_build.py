@@ -91,11 +91,22 @@ def test_writes_made_during_a_build_are_in_the_built_shard(edge, tmp_path):
         edge.set_payload(Filter.of(document_id=[2]), {"label": "public"})
         # The shard that serves has them at once.
         assert edge.count(Filter.of(collection_id=[2])) == 50
+        # Asked for while one runs: waits for it, then builds what came since.
+        again = threading.Thread(
+            target=lambda: done.update(again=edge.build_graphs(reason="asked"))
+        )
+        again.start()
     finally:
         os.kill(child, signal.SIGCONT)
     builder.join(timeout=120)
     record = done["r"]
     assert record.stage == "done" and record.replayed_writes == 3, record
+    assert record.points == 3000  # the graphs cover the copy; the 50 came after
+    again.join(timeout=120)
+    again_record = done["again"]
+    assert again_record.points == 3030 and again_record.reason == "asked", again_record
+    # 30 new points are under the threshold: the engine had nothing to build; copy dropped.
+    assert again_record.stage == "nothing to do", again_record
     state = edge.index_state()
     assert not state["building"]
     assert state["indexed_vectors"] > before["indexed_vectors"]  # the graphs exist now
@@ -112,7 +123,7 @@ def test_writes_made_during_a_build_are_in_the_built_shard(edge, tmp_path):
     reopened = EdgeStore(path=tmp_path / "chunks")
     try:
         assert reopened.count(ALL) == 3000 + 50 - 20
-        assert reopened.index_state()["last_build"]["stage"] == "done"
+        assert reopened.index_state()["last_build"]["points"] == 3030  # the latest, on disk
     finally:
         reopened.close()
 

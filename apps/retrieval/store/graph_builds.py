@@ -52,7 +52,7 @@ class BuildRecord:
     copy_seconds: float | None = None
     build_seconds: float | None = None
     swap_seconds: float | None = None
-    points: int | None = None
+    points: int | None = None  # in the copy: what the graphs cover
     replayed_writes: int = 0
     error: str = ""
 
@@ -130,12 +130,11 @@ class GraphBuilds:
            flush, name it active (the commit point), serve it; the old shard is closed
            once the reads on it are done, and its directory removed.
 
-        One build at a time: a second caller waits for the first and gets its record.
-        StoreError if the build failed; the shard that served before still serves."""
-        if not self._build_lock.acquire(blocking=False):
-            with self._build_lock:  # the build under way ends; report it
-                assert self._build is not None  # noqa: S101 - set by whoever held the lock
-                return self._build
+        One build at a time: a second caller waits for the first to end, then builds
+        again (the first copied the shard before it was asked: what came since has no
+        graph yet). StoreError if the build failed; the shard that served before still
+        serves."""
+        self._build_lock.acquire()
         try:
             record = self._build = BuildRecord(reason=reason, started_at=time.time())
             self._run_build(record)
@@ -156,9 +155,11 @@ class GraphBuilds:
             self._child = generations.Child(target)
             built = self._child.run(timeout=GRAPH_BUILD_TIMEOUT_SECONDS)
             record.build_seconds = built["seconds"]
+            # What the graphs cover: the points copied; what came meanwhile has none yet,
+            # and counts towards the next build (graphs_due).
+            record.points = built["points"]
             if not built["changed"]:
                 record.stage = "nothing to do"  # already optimal: the copy is dropped
-                record.points = built["points"]
                 self._journal = None
                 shutil.rmtree(target, ignore_errors=True)
             else:
@@ -198,7 +199,6 @@ class GraphBuilds:
             with self._readers_changed:
                 self._shard, self._dir = built, target
             record.replayed_writes = len(journal)
-            record.points = int(built.info().points_count)
         record.swap_seconds = round(time.monotonic() - started, 1)
         self._retire(old, old_dir)
 
