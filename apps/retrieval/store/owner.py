@@ -110,7 +110,6 @@ class Owner:
         self.collection = collection
         self.graphs = graphs or GraphPolicy()
         self._stopping = threading.Event()
-        self._watcher: threading.Thread | None = None
         self.store: EdgeStore | None = None
         self._lock_file: IO[str] | None = None
         self._server: _Server | None = None
@@ -138,43 +137,37 @@ class Owner:
         except BaseException:
             self.stop()
             raise
-        if self.graphs.check_seconds > 0:
-            self._watcher = threading.Thread(
-                target=self._watch_graphs, name="vectorstore-graphs", daemon=True
-            )
-            self._watcher.start()
-        if self.graphs.flush_seconds > 0:
-            threading.Thread(
-                target=self._flush_often, name="vectorstore-flush", daemon=True
-            ).start()
+        self._every(self.graphs.check_seconds, "graphs", self._build_if_due)
+        self._every(self.graphs.flush_seconds, "flush", self._flush)
 
-    def _flush_often(self) -> None:
-        while not self._stopping.wait(self.graphs.flush_seconds):
-            store = self.store
-            if store is None:
-                return
-            try:
-                store.flush()
-            except StoreError as err:
-                if not self._stopping.is_set():
-                    log.warning("flush: %s", err)
+    def _every(self, seconds: float, name: str, task: Callable[[EdgeStore], None]) -> None:
+        """Run `task` on the store every `seconds` (0: never) in a thread of its own, until
+        the owner stops; a StoreError is logged and the next round comes as planned."""
+        if seconds <= 0:
+            return
 
-    def _watch_graphs(self) -> None:
-        while not self._stopping.wait(self.graphs.check_seconds):
-            store = self.store
-            if store is None:
-                return
-            try:
-                if store.graphs_due(
-                    every_points=self.graphs.every_points,
-                    retry_seconds=self.graphs.retry_seconds,
-                ):
-                    log.info("the store has grown: building its graphs")
-                    record = store.build_graphs(reason="grown")
-                    log.info("graph build: %s", record)
-            except StoreError as err:
-                if not self._stopping.is_set():
-                    log.warning("graph build: %s", err)
+        def loop() -> None:
+            while not self._stopping.wait(seconds):
+                store = self.store
+                if store is None:
+                    return
+                try:
+                    task(store)
+                except StoreError as err:
+                    if not self._stopping.is_set():
+                        log.warning("%s: %s", name, err)
+
+        threading.Thread(target=loop, name=f"vectorstore-{name}", daemon=True).start()
+
+    def _flush(self, store: EdgeStore) -> None:
+        store.flush()
+
+    def _build_if_due(self, store: EdgeStore) -> None:
+        if store.graphs_due(
+            every_points=self.graphs.every_points, retry_seconds=self.graphs.retry_seconds
+        ):
+            log.info("the store has grown: building its graphs")
+            log.info("graph build: %s", store.build_graphs(reason="grown"))
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
