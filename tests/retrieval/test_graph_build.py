@@ -284,3 +284,32 @@ def test_a_flush_happens_only_after_writes_and_keeps_them(edge, tmp_path):
         assert reopened.count(ALL) == 3001
     finally:
         reopened.close()
+
+
+def test_writes_that_go_on_while_the_journal_is_replayed_all_arrive(edge):
+    builder = threading.Thread(target=edge.build_graphs, kwargs={"reason": "test"})
+    builder.start()
+    wait_for(lambda: edge._child is not None and edge._child._proc is not None, what="the child")
+    child = edge._child._proc.pid
+    os.kill(child, signal.SIGSTOP)
+    for n in range(200):  # a journal of 200 writes, more than the locked tail
+        edge.upsert(points(10_000 + n * 5, 10_000 + n * 5 + 5, collection=2))
+    stop = threading.Event()
+    written = []
+
+    def keep_writing() -> None:  # through the copy's catch-up and the swap
+        n = 0
+        while not stop.is_set():
+            edge.upsert(points(50_000 + n, 50_001 + n, collection=2))
+            written.append(n)
+            n += 1
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    os.kill(child, signal.SIGCONT)
+    builder.join(timeout=120)
+    stop.set()
+    writer.join(timeout=30)
+    record = edge.last_build()
+    assert record.stage == "done" and record.replayed_writes >= 200, record
+    assert edge.count(Filter.of(collection_id=[2])) == 1000 + len(written)
