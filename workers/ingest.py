@@ -15,7 +15,7 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from apps.knowledge import ingestion
+from apps.knowledge import ingestion, reaper
 from apps.knowledge.points import payload_sync
 from workers.celery import app
 
@@ -63,7 +63,7 @@ def sync_payload_task(collection_id: int | None = None, document_id: int | None 
 
 @app.task
 def reap_stale_task() -> list[int]:
-    return ingestion.ingestion_reap_stale()
+    return reaper.ingestion_reap_stale()
 
 
 @signals.worker_ready.connect
@@ -71,6 +71,6 @@ def _reap_own_orphans(sender: object = None, **_kwargs: object) -> None:
     """A worker that has just started cannot be working on anything it had claimed."""
     hostname = getattr(sender, "hostname", None)
     try:
-        ingestion.ingestion_reap_stale(worker=hostname)
+        reaper.ingestion_reap_stale(worker=hostname)
     except Exception:
         logger.exception("stale-ingestion check at start-up failed")
