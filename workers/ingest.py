@@ -33,11 +33,7 @@ def ingest_document_task(self: Task, document_id: int) -> None:
         ingestion.document_ingest(document_id=document_id, worker=self.request.hostname or "")
     except ingestion.TransientIngestError as err:
         if self.request.retries >= self.max_retries:
-            ingestion.document_fail(
-                document_id=document_id,
-                reason=f"The vector store stayed unavailable after {self.max_retries} retries "
-                f"({err}); start it and re-ingest the document.",
-            )
+            ingestion.document_fail(document_id=document_id, reason=_store_gone(self, err))
             return
         countdown = min(2**self.request.retries, RETRY_MAX_COUNTDOWN)
         raise self.retry(exc=err, countdown=countdown) from err
@@ -54,6 +50,35 @@ def ingest_document_task(self: Task, document_id: int) -> None:
             reason=f"Ingestion failed unexpectedly ({type(err).__name__}); the error is in the "
             "worker log. Re-ingest the document once it is fixed.",
         )
+
+
+# What a bulk load sends for its small files (apps/knowledge/dispatch.py): the batch shares
+# its round trips, and each document ends as it would in its own task. The vector store
+# down is the batch's retry; anything else sends each unfinished document to its own task,
+# where the policy above gives the one at fault its sentence.
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
+def ingest_documents_task(self: Task, document_ids: list[int]) -> None:
+    try:
+        ingestion.documents_ingest(document_ids=document_ids, worker=self.request.hostname or "")
+    except ingestion.TransientIngestError as err:
+        if self.request.retries >= self.max_retries:
+            for document_id in reaper.unfinished_of(document_ids):
+                ingestion.document_fail(document_id=document_id, reason=_store_gone(self, err))
+            return
+        countdown = min(2**self.request.retries, RETRY_MAX_COUNTDOWN)
+        raise self.retry(exc=err, countdown=countdown) from err
+    except Exception:  # SoftTimeLimitExceeded included
+        logger.exception(
+            "batch ingestion of documents %s stopped; sending each alone", document_ids
+        )
+        reaper.ingestion_requeue_alone(document_ids=document_ids)
+
+
+def _store_gone(task: Task, err: Exception) -> str:
+    return (
+        f"The vector store stayed unavailable after {task.max_retries} retries ({err}); "
+        "start it and re-ingest the document."
+    )
 
 
 @app.task(acks_late=True, max_retries=10, autoretry_for=(Exception,), retry_backoff=True)

@@ -62,3 +62,24 @@ def _requeue(document_id: int) -> None:
     Document.objects.filter(pk=document_id).update(
         status=Document.Status.QUEUED, worker="", heartbeat_at=now, updated_at=now
     )
+
+
+def ingestion_requeue_alone(*, document_ids: list[int]) -> list[int]:
+    """A batch stopped by something other than a broken file (a time limit, a bug): each
+    of its unfinished documents goes back to the queue as its own task, so the one at
+    fault fails alone, with the single task's sentence, and the others are indexed."""
+    unfinished = unfinished_of(document_ids)
+    for pk in unfinished:
+        _requeue(pk)
+        ingest_enqueue(document_id=pk)
+    return unfinished
+
+
+def unfinished_of(document_ids: list[int]) -> list[int]:
+    """Those of the documents that are neither indexed nor failed."""
+    return list(
+        Document.objects.filter(pk__in=document_ids)
+        .exclude(status__in=[Document.Status.INDEXED, Document.Status.FAILED])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
