@@ -15,7 +15,7 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from apps.knowledge import ingestion
+from apps.knowledge import ingestion, reaper
 from apps.knowledge.points import payload_sync
 from workers.celery import app
 
@@ -33,11 +33,7 @@ def ingest_document_task(self: Task, document_id: int) -> None:
         ingestion.document_ingest(document_id=document_id, worker=self.request.hostname or "")
     except ingestion.TransientIngestError as err:
         if self.request.retries >= self.max_retries:
-            ingestion.document_fail(
-                document_id=document_id,
-                reason=f"The vector store stayed unavailable after {self.max_retries} retries "
-                f"({err}); start it and re-ingest the document.",
-            )
+            ingestion.document_fail(document_id=document_id, reason=_store_gone(self, err))
             return
         countdown = min(2**self.request.retries, RETRY_MAX_COUNTDOWN)
         raise self.retry(exc=err, countdown=countdown) from err
@@ -56,6 +52,35 @@ def ingest_document_task(self: Task, document_id: int) -> None:
         )
 
 
+# What a bulk load sends for its small files (apps/knowledge/dispatch.py): the batch shares
+# its round trips, and each document ends as it would in its own task. The vector store
+# down is the batch's retry; anything else sends each unfinished document to its own task,
+# where the policy above gives the one at fault its sentence.
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
+def ingest_documents_task(self: Task, document_ids: list[int]) -> None:
+    try:
+        ingestion.documents_ingest(document_ids=document_ids, worker=self.request.hostname or "")
+    except ingestion.TransientIngestError as err:
+        if self.request.retries >= self.max_retries:
+            for document_id in reaper.unfinished_of(document_ids):
+                ingestion.document_fail(document_id=document_id, reason=_store_gone(self, err))
+            return
+        countdown = min(2**self.request.retries, RETRY_MAX_COUNTDOWN)
+        raise self.retry(exc=err, countdown=countdown) from err
+    except Exception:  # SoftTimeLimitExceeded included
+        logger.exception(
+            "batch ingestion of documents %s stopped; sending each alone", document_ids
+        )
+        reaper.ingestion_requeue_alone(document_ids=document_ids)
+
+
+def _store_gone(task: Task, err: Exception) -> str:
+    return (
+        f"The vector store stayed unavailable after {task.max_retries} retries ({err}); "
+        "start it and re-ingest the document."
+    )
+
+
 @app.task(acks_late=True, max_retries=10, autoretry_for=(Exception,), retry_backoff=True)
 def sync_payload_task(collection_id: int | None = None, document_id: int | None = None) -> None:
     payload_sync(collection_id=collection_id, document_id=document_id)
@@ -63,7 +88,7 @@ def sync_payload_task(collection_id: int | None = None, document_id: int | None 
 
 @app.task
 def reap_stale_task() -> list[int]:
-    return ingestion.ingestion_reap_stale()
+    return reaper.ingestion_reap_stale()
 
 
 @signals.worker_ready.connect
@@ -71,6 +96,6 @@ def _reap_own_orphans(sender: object = None, **_kwargs: object) -> None:
     """A worker that has just started cannot be working on anything it had claimed."""
     hostname = getattr(sender, "hostname", None)
     try:
-        ingestion.ingestion_reap_stale(worker=hostname)
+        reaper.ingestion_reap_stale(worker=hostname)
     except Exception:
         logger.exception("stale-ingestion check at start-up failed")

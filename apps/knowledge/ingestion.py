@@ -1,13 +1,19 @@
-"""The ingestion pipeline: one document from its stored file to its points.
+"""The ingestion pipeline: documents from their stored files to their points.
 
     queued → claim → parse → chunk → embed and upsert → finish → indexed
                        └───────┴─ a sentence for a person ─→ failed
 
-Each stage is a small function over one `Ingestion` (what the stages hand each other)
-and says whether the run goes on; `document_ingest` runs them in order. A document the
-pipeline cannot read fails with a sentence (ParseError); a vector store that is down is
-transient (TransientIngestError), and the task decides when to retry and when to give
-up (workers/ingest.py). The stale-job reaper sends again what a lost worker left behind.
+A run goes over one document (`document_ingest`) or a batch of small ones
+(`documents_ingest`, what a bulk load sends): one code path, so a batch keeps every
+promise a single document has. Each stage is a small function over the `Ingestion`s still
+going (what the stages hand each other) and returns those that go on; a document leaves
+the batch alone when it fails, is deleted or is done already, and the others go on. A batch
+shares what costs per round trip: one claim, one encode and one upsert per UPSERT_BATCH
+chunks, one heartbeat, one final transaction; each document still gets its own status
+and its own audit event. A document the pipeline cannot read fails with a sentence
+(ParseError); a vector store that is down is transient (TransientIngestError) for the
+whole batch, and the task decides when to retry and when to give up (workers/ingest.py).
+The stale-job reaper (reaper.py) sends again what a lost worker left behind.
 """
 
 from __future__ import annotations
@@ -15,19 +21,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.knowledge.chunking import Chunk, chunk_sections
-from apps.knowledge.dispatch import QUEUE_UNAVAILABLE, ingest_enqueue
 from apps.knowledge.email_attachments import attachments_create
-from apps.knowledge.models import Document
+from apps.knowledge.models import Collection, Document
 from apps.knowledge.parsers import ParsedDocument, ParseError, parse_file
 from apps.knowledge.points import payload_sync, points_build
 from apps.knowledge.selectors import collection_group_ids
@@ -38,9 +43,12 @@ from apps.retrieval.store.protocol import Filter, StoreUnavailable
 from apps.retrieval.versions import current_versions
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# Points per upsert; also how often a long document's heartbeat is refreshed.
+# Points per upsert (one encode each); also how often the heartbeat is refreshed.
 UPSERT_BATCH = 64
+
+_DONE = (Document.Status.INDEXED, Document.Status.FAILED)
 
 
 class TransientIngestError(Exception):
@@ -73,35 +81,54 @@ class Ingestion:
         return self.parsed
 
 
+Runs = list[Ingestion]
+
+
 # --- stages ---------------------------------------------------------------------------
 
 
-def _claim(run: Ingestion) -> bool:
-    """Move the document into parsing, unless it is gone or already finished."""
+def _claim(runs: Runs) -> Runs:
+    """Move the documents into parsing, except those gone or already finished."""
+    ids = [run.document_id for run in runs]
+    now = timezone.now()
     with transaction.atomic():
-        doc = Document.objects.select_for_update().filter(pk=run.document_id).first()
-        if doc is None or doc.status in (Document.Status.INDEXED, Document.Status.FAILED):
-            return False
-        doc.status = Document.Status.PARSING
-        doc.attempts += 1
-        doc.worker = run.worker
-        doc.heartbeat_at = timezone.now()
-        doc.failure_reason = ""
-        doc.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "worker",
-                "heartbeat_at",
-                "failure_reason",
-                "updated_at",
-            ]
+        # Rows locked in id order, the order every batch takes them in.
+        docs = {
+            doc.pk: doc
+            for doc in Document.objects.select_for_update(of=("self",))
+            .select_related("collection")
+            .filter(pk__in=ids)
+            .exclude(status__in=_DONE)
+            .order_by("pk")
+        }
+        if not docs:
+            return []
+        worker = runs[0].worker
+        Document.objects.filter(pk__in=list(docs)).update(
+            status=Document.Status.PARSING,
+            attempts=F("attempts") + 1,
+            worker=worker,
+            heartbeat_at=now,
+            failure_reason="",
+            updated_at=now,
         )
-    run.document = doc
-    return True
+    claimed = []
+    for run in runs:
+        doc = docs.get(run.document_id)
+        if doc is None:
+            continue
+        doc.status, doc.attempts, doc.worker = Document.Status.PARSING, doc.attempts + 1, worker
+        doc.heartbeat_at, doc.failure_reason, doc.updated_at = now, "", now
+        run.document = doc
+        claimed.append(run)
+    return claimed
 
 
-def _parse(run: Ingestion) -> bool:
+def _parse(runs: Runs) -> Runs:
+    return [run for run in runs if _parse_one(run)]
+
+
+def _parse_one(run: Ingestion) -> bool:
     try:
         run.parsed = document_parse(path=Path(run.claimed.file.path))
     except ParseError as err:
@@ -115,102 +142,134 @@ def _parse(run: Ingestion) -> bool:
     return True
 
 
-def _chunk(run: Ingestion) -> bool:
-    try:
-        run.chunks = document_chunk(parsed=run.read)
-    except ParseError as err:
-        document_fail(document_id=run.document_id, reason=str(err))
-        return False
-    return True
+def _chunk(runs: Runs) -> Runs:
+    going = []
+    for run in runs:
+        try:
+            run.chunks = document_chunk(parsed=run.read)
+        except ParseError as err:
+            document_fail(document_id=run.document_id, reason=str(err))
+            continue
+        going.append(run)
+    return going
 
 
-def _embed_and_upsert(run: Ingestion) -> bool:
-    """Embed and upsert batch by batch: a long document holds one batch of vectors at a
-    time, and every batch refreshes the heartbeat the reaper watches."""
-    doc = run.claimed
-    if not _mark_embedding(run.document_id, parsed=run.read):
-        return False  # deleted since it was claimed
-    run.groups = collection_group_ids(doc.collection)
+def _embed_and_upsert(runs: Runs) -> Runs:
+    """Embed and upsert UPSERT_BATCH chunks at a time, across the batch's documents: a
+    long document holds one batch of vectors at a time, and every batch refreshes the
+    heartbeat the reaper watches."""
+    runs = _mark_embedding(runs)  # those deleted since the claim leave here
+    if not runs:
+        return []
+    grants: dict[int, list[int]] = {}  # one grants query per collection, not per document
+    for run in runs:
+        run.groups = _grants_of(run.claimed.collection, grants)
     # Points for the active embedder version and any a re-index is building or has built.
     versions = current_versions()
     store = vector_store.get_store()
+    live = {run.document_id for run in runs}
     try:
         store.ensure_collection(dense_size=dimension())
-        # A retry after a crash may find some of this document's points already there;
-        # clearing them first keeps the point set exactly the current chunks.
-        store.delete(Filter.of(document_id=[run.document_id]))
-        for batch in _batches(run.chunks, UPSERT_BATCH):
-            store.upsert(
-                points_build(document=doc, chunks=batch, groups=run.groups, versions=versions)
-            )
-            if not _heartbeat(run.document_id):
+        # A retry after a crash may find some of these documents' points already there;
+        # clearing them first keeps each point set exactly the current chunks.
+        store.delete(Filter.of(document_id=sorted(live)))
+        pairs = [(run, chunk) for run in runs for chunk in run.chunks]
+        for batch in _batches(pairs, UPSERT_BATCH):
+            chunks = [(run.claimed, run.groups, c) for run, c in batch if run.document_id in live]
+            if not chunks:
+                continue  # their documents were deleted meanwhile
+            store.upsert(points_build(chunks=chunks, versions=versions))
+            gone = _heartbeat(sorted(live))
+            if gone:
                 # Deleted meanwhile. document_delete holds the row until it has removed
                 # the points and the row, so this update waited for it and the batch
                 # above may have landed after its removal: take back what we wrote.
-                store.delete(Filter.of(document_id=[run.document_id]))
-                return False
+                store.delete(Filter.of(document_id=sorted(gone)))
+                live -= gone
     except StoreUnavailable as err:
-        _wait_for_store(run.document_id, reason=str(err))
+        _wait_for_store([run.document_id for run in runs], reason=str(err))
         raise TransientIngestError(str(err)) from err
-    return True
+    return [run for run in runs if run.document_id in live]
 
 
-def _finish(run: Ingestion) -> bool:
-    """Indexed, with its audit event; unless the document went away meanwhile."""
-    doc = run.claimed
+def _attachments(runs: Runs) -> Runs:
+    """An e-mail's attachments become documents of their own (email_attachments.py),
+    queued before the message reads "indexed", so an indexed message has them all."""
+    for run in runs:
+        attachments_create(document=run.claimed, parsed=run.read)
+    return runs
+
+
+def _finish(runs: Runs) -> Runs:
+    """Indexed, each with its audit event, in one transaction; except those that went
+    away meanwhile."""
+    ids = [run.document_id for run in runs]
+    now = timezone.now()
+    stale: list[int] = []
     with transaction.atomic():
-        updated = (
-            Document.objects.select_for_update()
-            .filter(pk=run.document_id, status=Document.Status.EMBEDDING)
-            .first()
-        )
-        if updated is None:
+        locked = {
+            doc.pk: doc
+            for doc in Document.objects.select_for_update(of=("self",))
+            .select_related("collection")
+            .filter(pk__in=ids, status=Document.Status.EMBEDDING)
+            .order_by("pk")
+        }
+        if len(locked) < len(ids):
             # Deleted (or reset) while we were embedding: leave nothing behind. A delete
             # still in progress holds the row lock, so select_for_update above waited for
             # it to commit and this check sees the row gone.
-            if not Document.objects.filter(pk=run.document_id).exists():
-                vector_store.get_store().delete(Filter.of(document_id=[run.document_id]))
-            return False
-        # Points written above carry `doc.label` and `run.groups`; a change committed
-        # since then (before this check) is copied onto them below. One committed after
-        # it enqueues its own payload sync, which runs once our points are all in.
-        stale = updated.label != doc.label or run.groups != collection_group_ids(updated.collection)
-        updated.status = Document.Status.INDEXED
-        updated.chunk_count = len(run.chunks)
-        updated.indexed_at = timezone.now()
-        updated.failure_reason = ""
-        updated.save(
-            update_fields=["status", "chunk_count", "indexed_at", "failure_reason", "updated_at"]
+            missing = [pk for pk in ids if pk not in locked]
+            gone = set(missing) - set(
+                Document.objects.filter(pk__in=missing).values_list("pk", flat=True)
+            )
+            if gone:
+                vector_store.get_store().delete(Filter.of(document_id=sorted(gone)))
+        done = [run for run in runs if run.document_id in locked]
+        grants: dict[int, list[int]] = {}
+        for run in done:
+            updated = locked[run.document_id]
+            # Points written above carry the claimed label and `run.groups`; a change
+            # committed since then (before this check) is copied onto them below. One
+            # committed after it enqueues its own payload sync, which runs once our
+            # points are all in.
+            if updated.label != run.claimed.label or run.groups != _grants_of(
+                updated.collection, grants
+            ):
+                stale.append(updated.pk)
+            updated.status = Document.Status.INDEXED
+            updated.chunk_count = len(run.chunks)
+            updated.indexed_at = updated.updated_at = now
+            updated.failure_reason = ""
+        Document.objects.bulk_update(
+            [locked[run.document_id] for run in done],
+            ["status", "chunk_count", "indexed_at", "failure_reason", "updated_at"],
         )
-        audit_record(
-            actor=None,
-            action="document.indexed",
-            target=updated,
-            details={
-                "document_id": run.document_id,
-                "collection_id": updated.collection_id,
-                "label": updated.label,
-                "chunk_count": len(run.chunks),
-                "mime_type": run.read.mime_type,
-                "version": updated.version,
-            },
-        )
-    if stale:
-        payload_sync(document_id=run.document_id)
+        for run in done:
+            updated = locked[run.document_id]
+            audit_record(
+                actor=None,
+                action="document.indexed",
+                target=updated,
+                details={
+                    "document_id": run.document_id,
+                    "collection_id": updated.collection_id,
+                    "label": updated.label,
+                    "chunk_count": len(run.chunks),
+                    "mime_type": run.read.mime_type,
+                    "version": updated.version,
+                },
+            )
+    for pk in stale:
+        payload_sync(document_id=pk)
     # The commit above was the swap (search hides older versions from then on); now
-    # their points go.
-    retire_older(document_id=run.document_id)
-    return True
+    # their points go. A first version has none.
+    for run in done:
+        if locked[run.document_id].first_version_id is not None:
+            retire_older(document_id=run.document_id)
+    return done
 
 
-def _attachments(run: Ingestion) -> bool:
-    """An e-mail's attachments become documents of their own (email_attachments.py),
-    queued before the message reads "indexed", so an indexed message has them all."""
-    attachments_create(document=run.claimed, parsed=run.read)
-    return True
-
-
-STAGES: tuple[Callable[[Ingestion], bool], ...] = (
+STAGES: tuple[Callable[[Runs], Runs], ...] = (
     _claim,
     _parse,
     _chunk,
@@ -226,10 +285,23 @@ def document_ingest(*, document_id: int, worker: str = "") -> None:
     ParseError fails the document with its sentence; StoreUnavailable is transient and
     propagates as TransientIngestError for the task to retry.
     """
-    run = Ingestion(document_id=document_id, worker=worker)
+    documents_ingest(document_ids=[document_id], worker=worker)
+
+
+def documents_ingest(*, document_ids: Sequence[int], worker: str = "") -> None:
+    """document_ingest over several documents at once; each one ends as it would alone
+    (a broken one fails with its sentence, the others are indexed). Safe to run twice."""
+    runs = [Ingestion(document_id=pk, worker=worker) for pk in dict.fromkeys(document_ids)]
     for stage in STAGES:
-        if not stage(run):
+        runs = stage(runs)
+        if not runs:
             return
+
+
+def _grants_of(collection: Collection, cache: dict[int, list[int]]) -> list[int]:
+    if collection.pk not in cache:
+        cache[collection.pk] = collection_group_ids(collection)
+    return cache[collection.pk]
 
 
 # --- parse and chunk, also for callers that need the chunks without a document ---------
@@ -262,41 +334,42 @@ def document_chunks(*, path: Path) -> tuple[ParsedDocument, list[Chunk]]:
 # --- status writes ----------------------------------------------------------------------
 
 
-def _mark_embedding(document_id: int, *, parsed: ParsedDocument) -> bool:
-    """False when the document is gone."""
+def _mark_embedding(runs: Runs) -> Runs:
+    """Those still there (the others were deleted since the claim)."""
     now = timezone.now()
-    return 0 < Document.objects.filter(pk=document_id).update(
-        status=Document.Status.EMBEDDING,
-        mime_type=parsed.mime_type,
-        text=parsed.text,
-        metadata=parsed.metadata,
-        ocr_pages=len(parsed.ocr.pages) if parsed.ocr else 0,
-        ocr_confidence=parsed.ocr.confidence if parsed.ocr else None,
-        heartbeat_at=now,
-        updated_at=now,
-    )
+    docs = []
+    for run in runs:
+        doc, parsed = run.claimed, run.read
+        doc.status = Document.Status.EMBEDDING
+        doc.mime_type, doc.text, doc.metadata = parsed.mime_type, parsed.text, parsed.metadata
+        doc.ocr_pages = len(parsed.ocr.pages) if parsed.ocr else 0
+        doc.ocr_confidence = parsed.ocr.confidence if parsed.ocr else None
+        doc.heartbeat_at = doc.updated_at = now
+        docs.append(doc)
+    fields = ["status", "mime_type", "text", "metadata", "ocr_pages", "ocr_confidence"]
+    if Document.objects.bulk_update(docs, [*fields, "heartbeat_at", "updated_at"]) == len(docs):
+        return runs
+    there = set(Document.objects.filter(pk__in=[d.pk for d in docs]).values_list("pk", flat=True))
+    return [run for run in runs if run.document_id in there]
 
 
-def _heartbeat(document_id: int) -> bool:
-    """False when the document is gone (the update waits for a delete holding the row)."""
+def _heartbeat(document_ids: list[int]) -> set[int]:
+    """The ids among these that are gone (the update waits for a delete holding a row)."""
     now = timezone.now()
-    return 0 < Document.objects.filter(pk=document_id).update(heartbeat_at=now, updated_at=now)
+    updated = Document.objects.filter(pk__in=document_ids).update(heartbeat_at=now, updated_at=now)
+    if updated == len(document_ids):
+        return set()
+    there = Document.objects.filter(pk__in=document_ids).values_list("pk", flat=True)
+    return set(document_ids) - set(there)
 
 
-def _wait_for_store(document_id: int, *, reason: str) -> None:
+def _wait_for_store(document_ids: list[int], *, reason: str) -> None:
     now = timezone.now()
-    Document.objects.filter(pk=document_id).update(
+    Document.objects.filter(pk__in=document_ids).exclude(status__in=_DONE).update(
         status=Document.Status.QUEUED,
         failure_reason=f"Waiting for the vector store: {reason}",
         heartbeat_at=now,
         updated_at=now,
-    )
-
-
-def _requeue(document_id: int) -> None:
-    now = timezone.now()
-    Document.objects.filter(pk=document_id).update(
-        status=Document.Status.QUEUED, worker="", heartbeat_at=now, updated_at=now
     )
 
 
@@ -316,49 +389,6 @@ def document_fail(*, document_id: int, reason: str) -> None:
         )
 
 
-def _batches(items: Sequence[Chunk], size: int) -> Iterator[Sequence[Chunk]]:
+def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-# --- the stale-job reaper ---------------------------------------------------------------
-
-
-def ingestion_reap_stale(*, worker: str | None = None) -> list[int]:
-    """Find documents nobody is working on any more and send them again (or fail them).
-
-    With `worker`, every in-progress document claimed by that worker name is orphaned:
-    the worker has just (re)started, so it cannot be working on them.
-    """
-    cutoff = timezone.now() - timedelta(seconds=settings.INGEST_STALE_SECONDS)
-    requeue: list[int] = []
-    running = Document.objects.filter(
-        status__in=[Document.Status.PARSING, Document.Status.EMBEDDING]
-    )
-    orphaned = running.filter(heartbeat_at__lt=cutoff)
-    if worker:
-        orphaned = orphaned | running.filter(worker=worker)
-    for doc in orphaned.distinct():
-        if doc.attempts >= settings.INGEST_MAX_ATTEMPTS:
-            document_fail(
-                document_id=doc.pk,
-                reason=f"Ingestion stopped {doc.attempts} times without finishing (the worker "
-                "was lost each time); check the worker logs, then re-ingest the document.",
-            )
-            continue
-        _requeue(doc.pk)
-        requeue.append(doc.pk)
-    requeue.extend(
-        Document.objects.filter(status=Document.Status.QUEUED)
-        .filter(Q(updated_at__lt=cutoff) | Q(failure_reason=QUEUE_UNAVAILABLE))
-        .exclude(pk__in=requeue)
-        .values_list("pk", flat=True)
-    )
-    for pk in requeue:
-        if ingest_enqueue(document_id=pk).queued:
-            Document.objects.filter(
-                pk=pk, status=Document.Status.QUEUED, failure_reason=QUEUE_UNAVAILABLE
-            ).update(failure_reason="")
-    if requeue:
-        logger.info("re-queued stale documents %s", requeue)
-    return requeue

@@ -49,27 +49,29 @@ def access_payload(*, document: Document, groups: list[int]) -> dict[str, object
 
 def points_build(
     *,
-    document: Document,
-    chunks: Sequence[Chunk],
-    groups: list[int],
+    chunks: Sequence[tuple[Document, list[int], Chunk]],
     versions: Sequence[EmbedderVersion],
 ) -> list[Point]:
-    """Embed the chunks (dense and BM25) and wrap each in its point, once per embedder
-    version in `versions` (the active one, and one a re-index is building)."""
-    texts = [embedding_text(title=document.title, section=c.section, text=c.text) for c in chunks]
+    """Embed the chunks (dense and BM25), each with its document and the groups granted
+    its collection, in one encode per embedder version in `versions` (the active one, and
+    one a re-index is building), and wrap each in its point. The chunks may come from
+    several documents: a batch of small ones shares the encode."""
+    texts = [
+        embedding_text(title=doc.title, section=c.section, text=c.text) for doc, _, c in chunks
+    ]
     sparse_vectors = sparse.encode_documents(texts)
     return [
         Point(
-            id=point_id(document.pk, c.index, version),
+            id=point_id(doc.pk, c.index, version),
             dense=d,
             sparse=s,
             payload={
-                **access_payload(document=document, groups=groups),
+                **access_payload(document=doc, groups=groups),
                 "embedder": version.pk,
-                "document_id": document.pk,
-                "version": document.version,
+                "document_id": doc.pk,
+                "version": doc.version,
                 "chunk_index": c.index,
-                "title": document.title,
+                "title": doc.title,
                 "section": c.section,
                 "text": c.text,
                 "page": c.page,
@@ -78,7 +80,7 @@ def points_build(
             },
         )
         for version in versions
-        for c, d, s in zip(
+        for (doc, groups, c), d, s in zip(
             chunks, embed(texts, model_dir=version.model_path), sparse_vectors, strict=True
         )
     ]

@@ -24,7 +24,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.urls import reverse
 
-from apps.knowledge import dispatch, ingestion
+from apps.knowledge import dispatch, ingestion, reaper
 from apps.knowledge.models import Document
 from tests.conftest import wait_for_documents
 from tests.failures import helpers
@@ -153,7 +153,7 @@ def test_redis_restart_loses_no_queued_document(
         # INGEST_STALE_SECONDS (shortened here from 15 minutes).
         if not private_redis.appendonly:
             settings.INGEST_STALE_SECONDS = 1
-        requeued = set(ingestion.ingestion_reap_stale())
+        requeued = set(reaper.ingestion_reap_stale())
         assert ids[while_down.name] in requeued
         if not private_redis.appendonly:
             assert set(waiting_ids) <= requeued

@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.core.labels import Label
 from apps.core.roles import EMPLOYEE, KNOWLEDGE_ADMIN
-from apps.knowledge import ingestion, services
+from apps.knowledge import reaper, services
 from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
@@ -239,7 +239,7 @@ def test_stale_documents_are_requeued_and_finish(admin_user, collection, fixture
         heartbeat_at=timezone.now() - timedelta(hours=1),
         attempts=1,
     )
-    assert ingestion.ingestion_reap_stale() == [doc.pk]
+    assert reaper.ingestion_reap_stale() == [doc.pk]
     assert wait_for_documents([doc.pk])[doc.pk].status == Document.Status.INDEXED
 
     Document.objects.filter(pk=doc.pk).update(
@@ -248,7 +248,7 @@ def test_stale_documents_are_requeued_and_finish(admin_user, collection, fixture
         heartbeat_at=timezone.now() - timedelta(hours=1),
         attempts=settings.INGEST_MAX_ATTEMPTS,
     )
-    assert ingestion.ingestion_reap_stale() == []
+    assert reaper.ingestion_reap_stale() == []
     doc.refresh_from_db()
     assert doc.status == Document.Status.FAILED and "stopped" in doc.failure_reason
 

@@ -22,7 +22,7 @@ from django.core.files import File
 from django.db import connection, connections, transaction
 
 from apps.core.labels import Label
-from apps.knowledge import ingestion, services
+from apps.knowledge import dispatch, ingestion, services
 from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
@@ -254,3 +254,39 @@ def _small(tmp_path: Path, tag: str) -> Path:
     path = tmp_path / f"{tag.replace(' ', '-')}.txt"
     path.write_text(_text(6, tag))
     return path
+
+
+@pytest.mark.parametrize("point", ["claim", "parse", "embed_and_upsert", "upsert", "finish"])
+def test_a_document_deleted_in_the_middle_of_a_batch_leaves_no_point_and_the_rest_index(
+    pause, collection, admin, tmp_path, point
+):
+    """A bulk load's batch (dispatch.ingest_enqueue_many) held at each stage for its second
+    document, which is then deleted: the first and third are indexed all the same."""
+    with transaction.atomic():
+        docs = []
+        for n in range(3):
+            path = _small(tmp_path, f"batch {point} {n}")
+            with path.open("rb") as fh:
+                doc, _ = services.document_create(
+                    collection=collection,
+                    upload=File(fh, name=path.name),
+                    user=admin,
+                    enqueue=False,
+                )
+            docs.append(doc)
+        pause.arm(point, docs[1].pk)
+        transaction.on_commit(lambda: dispatch.ingest_enqueue_many(documents=docs))
+    assert pause.wait_paused() == docs[1].pk
+
+    services.document_delete(document=docs[1], actor=admin)
+    assert _points_of(docs[1].pk, collection.pk) == []
+    pause.resume()
+
+    for doc in docs:
+        assert pause.wait_done(doc.pk) == "returned"
+    assert not Document.objects.filter(pk=docs[1].pk).exists()
+    assert _points_of(docs[1].pk, collection.pk) == []
+    for doc in (docs[0], docs[2]):
+        doc.refresh_from_db()
+        assert doc.status == Document.Status.INDEXED, doc.failure_reason
+        assert len(_points_of(doc.pk, collection.pk)) == 2 * doc.chunk_count > 0

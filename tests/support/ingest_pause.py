@@ -104,33 +104,37 @@ class IngestPause:
 def _install() -> None:
     pause = IngestPause.from_env(os.environ)
 
-    def before(stage: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def before(stage: Callable[[Any], Any]) -> Callable[[Any], Any]:
         point = stage.__name__.lstrip("_")
 
         @functools.wraps(stage)
-        def held(run: Any) -> bool:
-            pause.hold(point, run.document_id)
-            return stage(run)
+        def held(runs: Any) -> Any:
+            for run in runs:
+                pause.hold(point, run.document_id)
+            return stage(runs)
 
         return held
 
-    ingest = ingestion.document_ingest
+    ingest = ingestion.documents_ingest
     heartbeat = ingestion._heartbeat
     record = ingestion.audit_record
 
-    def recorded_ingest(*, document_id: int, worker: str = "") -> None:
+    def recorded_ingest(*, document_ids: Any, worker: str = "") -> None:
         # The task turns an unexpected error into a failed document and ends normally, so
         # the outcome is taken here, where an error (a deadlock, ...) is still one.
         try:
-            ingest(document_id=document_id, worker=worker)
+            ingest(document_ids=document_ids, worker=worker)
         except BaseException as err:
-            pause.done(document_id, f"raised {type(err).__name__}: {err}")
+            for document_id in document_ids:
+                pause.done(document_id, f"raised {type(err).__name__}: {err}")
             raise
-        pause.done(document_id, "returned")
+        for document_id in document_ids:
+            pause.done(document_id, "returned")
 
-    def held_heartbeat(document_id: int) -> bool:
-        pause.hold("upsert", document_id)
-        return heartbeat(document_id)
+    def held_heartbeat(document_ids: list[int]) -> set[int]:
+        for document_id in document_ids:
+            pause.hold("upsert", document_id)
+        return heartbeat(document_ids)
 
     def held_record(**kwargs: Any) -> Any:
         if kwargs.get("action") == "document.indexed":
@@ -138,7 +142,8 @@ def _install() -> None:
         return record(**kwargs)
 
     ingestion.STAGES = tuple(before(stage) for stage in ingestion.STAGES)
-    ingestion.document_ingest = recorded_ingest
+    # document_ingest runs documents_ingest, looked up here at call time.
+    ingestion.documents_ingest = recorded_ingest
     ingestion._heartbeat = held_heartbeat
     ingestion.audit_record = held_record
 

@@ -1,6 +1,7 @@
 """Bulk load: `manage.py ingest_dir PATH --collection NAME [--label L]`."""
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from apps.core.labels import Label
 from apps.core.migrations_check import require_migrated
 from apps.knowledge import services
+from apps.knowledge.dispatch import INGEST_BATCH_DOCUMENTS, ingest_enqueue_many
 from apps.knowledge.models import Collection, Document
 
 
@@ -41,22 +43,25 @@ class Command(BaseCommand):
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         ids: list[int] = []
         rejected = 0
-        for path in tqdm(files, desc="upload", unit="file"):
-            with path.open("rb") as fh:
-                try:
-                    doc, enqueue = services.document_create(
-                        collection=collection,
-                        upload=File(fh, name=path.name),
-                        user=user,
-                        label=str(options["label"]) if options["label"] else None,
+        label = str(options["label"]) if options["label"] else None
+        with tqdm(total=len(files), desc="upload", unit="file") as bar:
+            # Stored and sent INGEST_BATCH_DOCUMENTS files at a time: one commit each, the
+            # small files of each in one task (dispatch.ingest_enqueue_many), and the
+            # workers start while the rest is still being stored.
+            for start in range(0, len(files), INGEST_BATCH_DOCUMENTS):
+                group = files[start : start + INGEST_BATCH_DOCUMENTS]
+                with ExitStack() as stack:
+                    uploads = [File(stack.enter_context(p.open("rb")), name=p.name) for p in group]
+                    stored, refused = services.documents_create(
+                        collection=collection, uploads=uploads, user=user, label=label
                     )
-                except services.UploadRejected as err:
-                    rejected += 1
-                    tqdm.write(f"refused {path}: {err}")
-                    continue
-            ids.append(doc.pk)
-            if not enqueue.queued:
-                tqdm.write(enqueue.message)
+                for index, err in refused:
+                    tqdm.write(f"refused {group[index]}: {err}")
+                rejected += len(refused)
+                ids += [doc.pk for doc in stored]
+                if stored and not (sent := ingest_enqueue_many(documents=stored)).queued:
+                    tqdm.write(sent.message)
+                bar.update(len(group))
         if options["no_wait"] or not ids:
             self.stdout.write(f"{len(ids)} queued, {rejected} refused")
             return
