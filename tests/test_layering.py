@@ -184,9 +184,9 @@ def test_imports_inside_functions_are_for_heavy_libraries_with_a_reason():
     for module, node, lines, in_ready in _function_imports():
         if in_ready:
             continue
-        top = (node.names[0].name if isinstance(node, ast.Import) else (node.module or "")).split(
-            "."
-        )[0]
+        top = (
+            node.names[0].name if isinstance(node, ast.Import) else (node.module or "")
+        ).split(".")[0]
         where = f"{module}:{node.lineno}"
         relative = isinstance(node, ast.ImportFrom) and node.level
         if relative or top in ("apps", "workers"):

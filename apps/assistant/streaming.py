@@ -69,18 +69,15 @@ def stream_reply(
     if not yet), the model is called once the turn comes, and each place in the queue
     until then is a `queue` event; a full queue or a wait too long ends the answer with
     BUSY. The turn is left here, on every way out, before the answer is saved."""
-    reply = Message.objects.create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        reply_to=asked,
-        status=Message.Status.STREAMING,
-        model_name=model.name,
-        model_where=model.where,
-        model_display=model.display,
+    reply = _reply_row(
+        conversation,
+        asked,
+        model,
         passages=passages,
         prompt_tokens=prompt_tokens,
         evidence=evidence or [],
     )
+    reply.save(force_insert=True)
     yield StreamEvent(
         "meta",
         {
@@ -198,6 +195,22 @@ def reply_without_model(
     yield StreamEvent("done", done_data(reply))
 
 
+def _reply_row(
+    conversation: Conversation, asked: Message, model: AnswerModel, **fields: Any
+) -> Message:
+    """The answer's row, not yet saved: streaming, by `model`, in reply to `asked`."""
+    return Message(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        reply_to=asked,
+        status=Message.Status.STREAMING,
+        model_name=model.name,
+        model_where=model.where,
+        model_display=model.display,
+        **fields,
+    )
+
+
 def reply_busy(
     *,
     user: AbstractBaseUser,
@@ -210,15 +223,7 @@ def reply_busy(
     was searched and the model was not called. Saved and audited as an answer of that
     model that ended busy (the call with its error, as a wait too long is), never
     escalated; the queue counted it (apps/routing/model_queue.py)."""
-    reply = Message(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        reply_to=asked,
-        status=Message.Status.STREAMING,
-        model_name=model.name,
-        model_where=model.where,
-        model_display=model.display,
-    )
+    reply = _reply_row(conversation, asked, model)
     result = StreamResult()
     _save_reply(
         user, conversation, reply, result, BUSY, lambda: record_call(reply, result, BUSY), None
