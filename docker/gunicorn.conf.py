@@ -4,16 +4,29 @@ gthread: each worker process serves GUNICORN_THREADS requests at once, so a stre
 answer (tens of seconds) holds one thread, not a process; the worker's heartbeat runs in
 its main loop, so `timeout` does not cut long streams. Size: GUNICORN_WORKERS ~ cores,
 GUNICORN_THREADS ~ concurrent streams per process (README "Capacity").
+
+A gthread worker accepts connections beyond its threads (up to worker_connections) and
+queues them inside itself, unread, even while another worker is idle. So each worker must
+have a thread for every stream that may be waiting for the model, all of which can land on
+one worker, plus room for the quick requests beside them (pages, sign-ins, "busy"
+refusals): by default LOCAL_LLM_SLOTS + MODEL_QUEUE_MAX_LENGTH + 12, at least 16.
 """
 
 import os
 import shutil
 from pathlib import Path
 
+from apps.config.local_model import LOCAL_LLM_SLOTS, MODEL_QUEUE_MAX_LENGTH
+
+# Threads per worker beyond the streams that may hold one while they wait or answer.
+QUICK_REQUEST_THREADS = 12
+
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('WEB_PORT', '8000')}")
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+threads = int(os.environ.get("GUNICORN_THREADS") or "0") or max(
+    16, LOCAL_LLM_SLOTS + MODEL_QUEUE_MAX_LENGTH + QUICK_REQUEST_THREADS
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "60"))
 keepalive = 5

@@ -131,3 +131,32 @@ def test_probes_answer_over_plain_http_and_metrics_in_multiprocess_mode(web):
     files = list(Path(web["env"]["PROMETHEUS_MULTIPROC_DIR"]).glob("counter_*.db"))
     assert files, "no per-process counter files"
     assert "enclave_questions_total" in text
+
+
+def _threads_of(env: dict[str, str]) -> int:
+    """The thread count gunicorn itself reads from docker/gunicorn.conf.py under env."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    printed = subprocess.run(
+        [str(gunicorn), "--config", "docker/gunicorn.conf.py", "--print-config", "apps.config.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    (line,) = [row for row in printed.splitlines() if row.split("=")[0].strip() == "threads"]
+    return int(line.split("=")[1])
+
+
+def test_each_worker_has_a_thread_for_every_request_the_model_queue_may_hold(enclave_env):
+    """A gthread worker queues connections beyond its threads inside itself, so one worker
+    must be able to hold the whole model queue and still answer quick requests."""
+    pytest.importorskip("gunicorn", reason="gunicorn comes with the prod extra (make install)")
+    base = {k: v for k, v in enclave_env.items() if k != "GUNICORN_THREADS"}
+    queue = {"LOCAL_LLM_SLOTS": "3", "MODEL_QUEUE_MAX_LENGTH": "40"}
+    assert _threads_of(base | queue) == 3 + 40 + 12
+    assert _threads_of(base | {"LOCAL_LLM_SLOTS": "1", "MODEL_QUEUE_MAX_LENGTH": "0"}) == 16
+    # An explicit count is kept, and an empty one (compose's unset variable) is the default.
+    assert _threads_of(base | queue | {"GUNICORN_THREADS": "7"}) == 7
+    assert _threads_of(base | queue | {"GUNICORN_THREADS": ""}) == 55
