@@ -137,7 +137,7 @@ def _threads_of(env: dict[str, str]) -> int:
     """The thread count gunicorn itself reads from docker/gunicorn.conf.py under env."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
     printed = subprocess.run(
-        [str(gunicorn), "--config", "docker/gunicorn.conf.py", "--print-config", "apps.config.wsgi"],
+        [gunicorn, "--config", "docker/gunicorn.conf.py", "--print-config", "apps.config.wsgi"],
         cwd=ROOT,
         env=env,
         capture_output=True,
