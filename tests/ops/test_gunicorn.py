@@ -157,6 +157,7 @@ def test_each_worker_has_a_thread_for_every_request_the_model_queue_may_hold(enc
     queue = {"LOCAL_LLM_SLOTS": "3", "MODEL_QUEUE_MAX_LENGTH": "40"}
     assert _threads_of(base | queue) == 3 + 40 + 12
     assert _threads_of(base | {"LOCAL_LLM_SLOTS": "1", "MODEL_QUEUE_MAX_LENGTH": "0"}) == 16
-    # An explicit count is kept, and an empty one (compose's unset variable) is the default.
+    # An explicit count is kept; 0 (compose's default) and an empty value follow the rule.
     assert _threads_of(base | queue | {"GUNICORN_THREADS": "7"}) == 7
+    assert _threads_of(base | queue | {"GUNICORN_THREADS": "0"}) == 55
     assert _threads_of(base | queue | {"GUNICORN_THREADS": ""}) == 55
