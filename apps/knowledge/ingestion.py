@@ -30,6 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.knowledge.bulk_writes import update_rows
 from apps.knowledge.chunking import Chunk, chunk_sections
 from apps.knowledge.email_attachments import attachments_create
 from apps.knowledge.models import Collection, Document
@@ -240,7 +241,7 @@ def _finish(runs: Runs) -> Runs:
             updated.chunk_count = len(run.chunks)
             updated.indexed_at = updated.updated_at = now
             updated.failure_reason = ""
-        Document.objects.bulk_update(
+        update_rows(
             [locked[run.document_id] for run in done],
             ["status", "chunk_count", "indexed_at", "failure_reason", "updated_at"],
         )
@@ -347,7 +348,7 @@ def _mark_embedding(runs: Runs) -> Runs:
         doc.heartbeat_at = doc.updated_at = now
         docs.append(doc)
     fields = ["status", "mime_type", "text", "metadata", "ocr_pages", "ocr_confidence"]
-    if Document.objects.bulk_update(docs, [*fields, "heartbeat_at", "updated_at"]) == len(docs):
+    if update_rows(docs, [*fields, "heartbeat_at", "updated_at"]) == len(docs):
         return runs
     there = set(Document.objects.filter(pk__in=[d.pk for d in docs]).values_list("pk", flat=True))
     return [run for run in runs if run.document_id in there]

@@ -99,6 +99,16 @@ class Document(models.Model):
                 condition=models.Q(label__in=Label.values), name="document_label_known"
             ),
         ]
+        indexes = [
+            # Every upload asks for the current document of its name (versions.next_version);
+            # without this each asks a scan of the collection, so a bulk load of n files
+            # costs n² rows read.
+            models.Index(
+                fields=["collection", "original_name"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="document_current_by_name",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -122,9 +122,62 @@ def _refuse_duplicate(*, collection: Collection, sha: str, name: str) -> None:
         collection=collection, sha256=sha, superseded_at__isnull=True
     ).first()
     if existing is not None:
+        raise duplicate_of(collection=collection, name=name, title=existing.title)
+
+
+def duplicate_of(*, collection: Collection, name: str, title: str) -> UploadRejected:
+    """The refusal of an upload whose content is the current document titled `title`."""
+    return UploadRejected(f"{name} is already in {collection.name} as “{title}” (same content).")
+
+
+def upload_checked(
+    *, upload: File, label: str | None, name: str | None = None
+) -> tuple[str, int, str]:
+    """(name, size, SHA-256) of an upload within the limits, or UploadRejected."""
+    name = name or Path(upload.name or "upload").name
+    size = upload.size or 0
+    if size > settings.UPLOAD_MAX_BYTES:
         raise UploadRejected(
-            f"{name} is already in {collection.name} as “{existing.title}” (same content)."
+            f"{name} is {human_size(size)}; the limit is {human_size(settings.UPLOAD_MAX_BYTES)}."
         )
+    if label is not None and label not in Label.values:
+        raise UploadRejected(f"Unknown label {label!r}; use one of {', '.join(Label.values)}.")
+    return name, size, _sha256_of(upload)
+
+
+def uploader(user: AbstractBaseUser | None) -> AbstractBaseUser | None:
+    """Who a document records as its uploader: nobody for a command or an anonymous user."""
+    return user if user is not None and user.is_authenticated else None
+
+
+def title_for(name: str, title: str | None = None) -> str:
+    """The title a document gets: the one given, else its file name's stem in words."""
+    return title or Path(name).stem.replace("_", " ").strip() or name
+
+
+def audit_uploaded(
+    *,
+    document: Document,
+    user: AbstractBaseUser | None,
+    replaces: Document | None = None,
+    source: Source | None = None,
+) -> None:
+    audit_record(
+        actor=user,
+        action="document.uploaded",
+        target=document,
+        details={
+            "document_id": document.pk,
+            "collection_id": document.collection_id,
+            "label": document.label,
+            "sha256": document.sha256,
+            "size": document.size,
+            "name": document.original_name,
+            "version": document.version,
+            "replaces": replaces.pk if replaces else None,
+            "source_id": source.pk if source else None,
+        },
+    )
 
 
 def _insert_unless_duplicate(doc: Document, *, name: str) -> None:
@@ -135,13 +188,13 @@ def _insert_unless_duplicate(doc: Document, *, name: str) -> None:
         with transaction.atomic():  # a savepoint: the caller's transaction stays usable
             doc.save()
     except IntegrityError as err:
-        if _constraint_of(err) != DUPLICATE_CONSTRAINT:
+        if constraint_of(err) != DUPLICATE_CONSTRAINT:
             raise
         _refuse_duplicate(collection=doc.collection, sha=doc.sha256, name=name)
         raise  # the other upload rolled back meanwhile: nothing to name; a real error
 
 
-def _constraint_of(err: IntegrityError) -> str:
+def constraint_of(err: IntegrityError) -> str:
     diag = getattr(err.__cause__, "diag", None)
     return getattr(diag, "constraint_name", "") or ""
 
@@ -166,15 +219,7 @@ def document_create(
     batches, dispatch.ingest_enqueue_many); the document is stored as queued all the same,
     so if the caller dies before sending, the stale-ingestion reaper sends it.
     """
-    name = name or Path(upload.name or "upload").name
-    size = upload.size or 0
-    if size > settings.UPLOAD_MAX_BYTES:
-        raise UploadRejected(
-            f"{name} is {human_size(size)}; the limit is {human_size(settings.UPLOAD_MAX_BYTES)}."
-        )
-    if label is not None and label not in Label.values:
-        raise UploadRejected(f"Unknown label {label!r}; use one of {', '.join(Label.values)}.")
-    sha = _sha256_of(upload)
+    name, size, sha = upload_checked(upload=upload, label=label, name=name)
     _refuse_duplicate(collection=collection, sha=sha, name=name)
     upcoming = next_version(collection=collection, name=name)
     if label is None:
@@ -185,7 +230,7 @@ def document_create(
         with transaction.atomic():
             doc = Document(
                 collection=collection,
-                title=title or Path(name).stem.replace("_", " ").strip() or name,
+                title=title_for(name, title),
                 original_name=name,
                 sha256=sha,
                 size=size,
@@ -193,27 +238,12 @@ def document_create(
                 version=upcoming.version,
                 first_version=upcoming.first_version,
                 source=source,
-                uploaded_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
+                uploaded_by=uploader(user),  # type: ignore[misc]  # AUTH_USER_MODEL is auth.User
             )
             doc.file.save(Path(name).name, upload, save=False)
             stored.append(doc.file.name or "")
             _insert_unless_duplicate(doc, name=name)
-            audit_record(
-                actor=user,
-                action="document.uploaded",
-                target=doc,
-                details={
-                    "document_id": doc.pk,
-                    "collection_id": collection.pk,
-                    "label": doc.label,
-                    "sha256": sha,
-                    "size": size,
-                    "name": name,
-                    "version": doc.version,
-                    "replaces": upcoming.previous.pk if upcoming.previous else None,
-                    "source_id": source.pk if source else None,
-                },
-            )
+            audit_uploaded(document=doc, user=user, replaces=upcoming.previous, source=source)
 
             def _after_commit() -> None:
                 nonlocal sent
@@ -231,44 +261,6 @@ def document_create(
                 logger.exception("could not remove %s after a failed upload", stored_name)
         raise
     return doc, sent
-
-
-def documents_create(
-    *,
-    collection: Collection,
-    uploads: Sequence[File],
-    user: AbstractBaseUser | None,
-    label: str | None = None,
-) -> tuple[list[Document], list[tuple[int, UploadRejected]]]:
-    """Store several uploads in one transaction, a bulk load's: each as document_create
-    stores it, with its own audit event, and one commit for all of them (measured: half
-    the time per small file of a commit each). A refused upload is left out, as (its
-    index in `uploads`, the sentence), and the others go on. Nothing is sent to the
-    queue: the caller sends what was stored once this returns (dispatch's
-    ingest_enqueue_many). If the transaction does not commit, the files stored in it are
-    removed, as document_create removes its own. The audit append lock is held until the
-    commit, so keep the batches small."""
-    stored: list[Document] = []
-    refused: list[tuple[int, UploadRejected]] = []
-    try:
-        with transaction.atomic():
-            for index, upload in enumerate(uploads):
-                try:
-                    doc, _ = document_create(
-                        collection=collection, upload=upload, user=user, label=label, enqueue=False
-                    )
-                except UploadRejected as err:
-                    refused.append((index, err))
-                    continue
-                stored.append(doc)
-    except BaseException:
-        for doc in stored:
-            try:
-                doc.file.storage.delete(doc.file.name or "")
-            except OSError:
-                logger.exception("could not remove %s after a failed upload", doc.file.name)
-        raise
-    return stored, refused
 
 
 def document_set_label(

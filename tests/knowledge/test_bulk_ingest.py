@@ -12,7 +12,7 @@ from django.core.files import File
 from django.core.management import call_command
 
 from apps.audit.models import AuditEvent
-from apps.knowledge import dispatch, ingestion, reaper, services
+from apps.knowledge import bulk_uploads, dispatch, ingestion, reaper, services
 from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
@@ -159,7 +159,7 @@ def test_a_group_that_does_not_commit_stores_nothing_and_removes_its_files(
     with good.open("rb") as fh:
         unreadable = File(fh, name="closed.txt")
     with good.open("rb") as fh, pytest.raises(ValueError):
-        services.documents_create(
+        bulk_uploads.documents_create(
             collection=collection, uploads=[File(fh, name=good.name), unreadable], user=None
         )
     assert not Document.objects.filter(collection=collection).exists()

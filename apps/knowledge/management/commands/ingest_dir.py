@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from apps.core.labels import Label
 from apps.core.migrations_check import require_migrated
-from apps.knowledge import services
+from apps.knowledge import bulk_uploads
 from apps.knowledge.dispatch import INGEST_BATCH_DOCUMENTS, ingest_enqueue_many
 from apps.knowledge.models import Collection, Document
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 group = files[start : start + INGEST_BATCH_DOCUMENTS]
                 with ExitStack() as stack:
                     uploads = [File(stack.enter_context(p.open("rb")), name=p.name) for p in group]
-                    stored, refused = services.documents_create(
+                    stored, refused = bulk_uploads.documents_create(
                         collection=collection, uploads=uploads, user=user, label=label
                     )
                 for index, err in refused:
