@@ -242,9 +242,16 @@ class _RssSampler(threading.Thread):
         if first is None:
             return line + " (fewer than 1,000 documents: no growth figure)"
         grown = max(r for n, r in self.samples if n >= 1000)
+        # Where it stood further on, to tell a step early on from a steady climb.
+        marks = [
+            f"at {mark:,} {rss / mib:.0f} MiB"
+            for mark in (2000, 5000, 8000)
+            if (rss := next((r for n, r in self.samples if n >= mark), None)) is not None
+        ]
         return (
             f"{line}; at 1,000 indexed {first / mib:.0f} MiB, highest after that "
             f"{grown / mib:.0f} MiB (ratio {grown / first:.2f}; flat is 1.00)"
+            + (f"; {', '.join(marks)}" if marks else "")
         )
 
 

@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from apps.audit.models import AuditEvent
 from apps.knowledge import bulk_uploads, dispatch, ingestion, reaper, services
+from apps.knowledge.management.commands import ingest_dir as ingest_dir_command
 from apps.knowledge.models import Collection, Document
 from apps.retrieval.store import get_store
 from apps.retrieval.store.protocol import Filter
@@ -164,3 +165,15 @@ def test_a_group_that_does_not_commit_stores_nothing_and_removes_its_files(
         )
     assert not Document.objects.filter(collection=collection).exists()
     assert {p for p in media.rglob("*") if p.is_file()} == before
+
+
+def test_ingest_dir_follows_to_the_last_document_past_its_window(
+    collection, fixture_dir, monkeypatch
+):
+    monkeypatch.setattr(ingest_dir_command, "FOLLOW_WINDOW", 2)
+    _notes(fixture_dir, 5)
+    out = io.StringIO()
+    call_command("ingest_dir", str(fixture_dir), collection="Bulk", stdout=out)
+    assert "5 indexed, 0 failed, 0 refused" in out.getvalue()
+    statuses = Document.objects.filter(collection=collection).values_list("status", flat=True)
+    assert sorted(statuses) == ["indexed"] * 5

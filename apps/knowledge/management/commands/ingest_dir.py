@@ -15,6 +15,9 @@ from apps.knowledge import bulk_uploads
 from apps.knowledge.dispatch import INGEST_BATCH_DOCUMENTS, ingest_enqueue_many
 from apps.knowledge.models import Collection, Document
 
+# How many of the unfinished documents each look of the progress bar asks about.
+FOLLOW_WINDOW = 256
+
 
 class Command(BaseCommand):
     help = "Upload every file under PATH into a collection and follow ingestion to the end."
@@ -76,12 +79,21 @@ class Command(BaseCommand):
         )
 
     def _follow(self, ids: list[int]) -> None:
+        """Until every document is indexed or failed. Each look asks only about the oldest
+        FOLLOW_WINDOW unfinished ones, which a bulk load finishes first: asking about all
+        10,000 ids every half second cost 135 ms each time (README "Capacity")."""
         done_states = (Document.Status.INDEXED, Document.Status.FAILED)
+        remaining = sorted(ids)
         with tqdm(total=len(ids), desc="ingest", unit="doc") as bar:
-            finished = 0
-            while finished < len(ids):
-                now = Document.objects.filter(pk__in=ids, status__in=done_states).count()
-                bar.update(now - finished)
-                finished = now
-                if finished < len(ids):
+            while remaining:
+                head = remaining[:FOLLOW_WINDOW]
+                finished = set(
+                    Document.objects.filter(pk__in=head, status__in=done_states).values_list(
+                        "pk", flat=True
+                    )
+                )
+                if finished:
+                    remaining = [pk for pk in remaining if pk not in finished]
+                    bar.update(len(finished))
+                if len(finished) < len(head):
                     time.sleep(0.5)
