@@ -96,7 +96,7 @@ class QueryWeight:
     sureness)`, kept in [low, high].
     """
 
-    base: float = 0.6
+    base: float = 0.8
     slope: float = 0.0
     cosine_slope: float = 0.0
     cosine_mid: float = 0.6
