@@ -25,7 +25,7 @@ from django.core.management.base import CommandError
 
 from apps.retrieval.store.protocol import ScoredPoint
 from apps.search.evaluation.lists import QueryLists
-from apps.search.fusion import QueryFusion, QueryWeight, Ranked, fuse, ordered, sureness
+from apps.search.fusion import QueryFusion, Ranked, default_fusion, fuse, ordered, sureness
 
 Rule = Callable[[QueryLists], Ranked]
 
@@ -106,9 +106,12 @@ def parse_rule(spec: str) -> Rule:
         unknown = set(values) - set(names)
         if unknown:
             raise CommandError(f"unknown keys {sorted(unknown)} in {spec!r}; use {sorted(names)}")
-        heading = values.pop("h", QueryFusion().heading)
+        # What a rule leaves out is what the product runs with (its settings), so a
+        # rule without `w=` or `h=` scores the configured fusion, not a second copy.
+        product = default_fusion().ranking()
+        heading = values.pop("h", product.heading)
         changes = {names[k]: (int(v) if k == "depth" else v) for k, v in values.items()}
-        weight = replace(QueryWeight(), **changes)  # type: ignore[arg-type]
+        weight = replace(product.weight, **changes)  # type: ignore[arg-type]
         return _query(QueryFusion(weight=weight, heading=heading))
     if method == "share":
         return _share(values.get("e", 0.05), int(values.get("depth", 10)))
